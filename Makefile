@@ -1,0 +1,51 @@
+# waiverdesk — `make run` to try it, `make test` to check it.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+PG_URL ?= postgres://postgres@127.0.0.1:5432/test
+PG_UP = $(BIN)/python -c "import socket; socket.create_connection(('127.0.0.1', 5432), 2)" 2>/dev/null
+
+.PHONY: venv run test test-sqlite test-postgres lint format bench clean
+
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+venv: $(BIN)/.installed
+
+run: venv
+	$(BIN)/waiverdesk migrate --verbosity 0
+	$(BIN)/waiverdesk demo
+	$(BIN)/waiverdesk serve
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: venv
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+# The whole suite on SQLite, then again on PostgreSQL when it answers.
+test: lint
+	WAIVERDESK_DATA_DIR=$$(mktemp -d) DATABASE_URL=sqlite:///:memory: $(BIN)/waiverdesk check --fail-level WARNING
+	WAIVERDESK_DATA_DIR=$$(mktemp -d) DATABASE_URL=sqlite:///:memory: $(BIN)/waiverdesk makemigrations --check --dry-run
+	@$(MAKE) --no-print-directory test-sqlite
+	@if $(PG_UP); then $(MAKE) --no-print-directory test-postgres; echo "engines tested: sqlite postgresql"; \
+	else echo "PostgreSQL does not answer at 127.0.0.1:5432: engines tested: sqlite only"; fi
+
+test-sqlite: venv
+	@echo "== tests on SQLite"
+	DATABASE_URL=sqlite:///$$(mktemp -d)/test.sqlite3 $(BIN)/pytest
+
+test-postgres: venv
+	@echo "== tests on PostgreSQL"
+	DATABASE_URL=$(PG_URL) $(BIN)/pytest
+
+bench: venv
+	$(BIN)/python bench/run.py --engine sqlite
+	@if $(PG_UP); then DATABASE_URL=$(PG_URL) $(BIN)/python bench/run.py --engine postgresql; fi
+
+clean:
+	rm -rf $(VENV) var *.egg-info

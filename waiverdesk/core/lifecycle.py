@@ -1,0 +1,84 @@
+"""The lifecycle of a waiver, written once as data: every entry point obeys it."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    DRAFT = "draft"
+    SUBMITTED = "submitted"
+    IN_REVIEW = "in_review"
+    CHANGES_REQUESTED = "changes_requested"
+    APPROVED = "approved"
+    ACTIVE = "active"
+    REJECTED = "rejected"
+    WITHDRAWN = "withdrawn"
+    EXPIRED = "expired"
+    TERMINATED = "terminated"
+    SUPERSEDED = "superseded"  # replaced by an approved amendment
+
+
+S = Status
+UNDER_REVIEW = frozenset({S.SUBMITTED, S.IN_REVIEW})
+OPEN = frozenset({S.DRAFT, S.CHANGES_REQUESTED, *UNDER_REVIEW})
+IN_FORCE = frozenset({S.APPROVED, S.ACTIVE})
+
+# action -> (the states it may start from, the state it leads to; None keeps the state)
+TRANSITIONS: dict[str, tuple[frozenset[Status], Status | None]] = {
+    "edit": (frozenset({S.DRAFT, S.CHANGES_REQUESTED}), None),
+    "edit_under_review": (UNDER_REVIEW, S.SUBMITTED),  # resets the approvals
+    "submit": (frozenset({S.DRAFT, S.CHANGES_REQUESTED}), S.SUBMITTED),
+    "override_risk": (UNDER_REVIEW, S.SUBMITTED),  # re-routes, so approvals restart
+    "record_check": (UNDER_REVIEW, None),
+    "approve_step": (UNDER_REVIEW, S.IN_REVIEW),
+    "approve_final": (UNDER_REVIEW, S.APPROVED),
+    "reject": (UNDER_REVIEW, S.REJECTED),
+    "request_changes": (UNDER_REVIEW, S.CHANGES_REQUESTED),
+    "withdraw": (OPEN, S.WITHDRAWN),
+    "attach": (OPEN, None),
+    "activate": (frozenset({S.APPROVED}), S.ACTIVE),
+    "expire": (IN_FORCE, S.EXPIRED),
+    "terminate": (IN_FORCE, S.TERMINATED),
+    "supersede": (IN_FORCE, S.SUPERSEDED),
+    "renew": (IN_FORCE, None),  # creates a linked request; this one is unchanged
+    "amend": (IN_FORCE, None),
+}
+
+TERMINAL = frozenset({S.REJECTED, S.WITHDRAWN, S.EXPIRED, S.TERMINATED, S.SUPERSEDED})
+
+
+class IllegalTransition(Exception):
+    """An action that the state table does not allow from the current state."""
+
+    def __init__(self, action: str, status: str):
+        self.action, self.status = action, status
+        super().__init__(f"cannot {action.replace('_', ' ')} a waiver that is {status}")
+
+
+def next_status(status: str, action: str) -> Status:
+    """The state `action` leads to from `status`, or IllegalTransition."""
+    sources, target = TRANSITIONS[action]
+    if Status(status) not in sources:
+        raise IllegalTransition(action, status)
+    return target or Status(status)
+
+
+def allowed_actions(status: str) -> list[str]:
+    """The actions the state table allows from `status`."""
+    return [a for a, (sources, _) in TRANSITIONS.items() if Status(status) in sources]
+
+
+def due_clock_action(status: str, start: date, end: date, today: date) -> str | None:
+    """What the passing of time does to a waiver today: activate, expire, or nothing."""
+    if status in IN_FORCE and today > end:
+        return "expire"
+    if status == S.APPROVED and today >= start:
+        return "activate"
+    return None
+
+
+def reminder_dates(end: date, days_before_end: list[int]) -> list[date]:
+    """The days on which sunset reminders go out, earliest first."""
+    return sorted(end - timedelta(days=d) for d in set(days_before_end))

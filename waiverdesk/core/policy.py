@@ -1,0 +1,318 @@
+"""The policy document: YAML validated into typed, compiled objects.
+
+A broken document is refused with every problem named by its place in the
+document (`types.volume_discount.max_duration_days: must be a positive
+integer`), so a policy author can fix it without reading code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .expressions import Expression, ExpressionError, compile_expression
+
+DIMENSIONS = ("financial", "operational", "reputational", "compliance")
+LEVELS = ("low", "medium", "high", "critical")
+FIXED_ROLES = ("requester", "control_owner", "implementer", "auditor", "policy_admin", "admin")
+PERSON_ROLES = ("requester", "control_owner", "account_owner")
+
+PositiveInt = Annotated[int, Field(gt=0)]
+Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=60)]
+Score = Annotated[int, Field(ge=1, le=5)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+class ScopeLimits(_Strict):
+    products: list[str] = []
+    families: list[str] = []
+    license_types: list[str] = []
+    regions: list[str] = []
+
+
+class Rule(_Strict):
+    when: str
+    message: str
+
+
+class Check(_Strict):
+    name: Name
+    label: str
+
+
+class ExceptionType(_Strict):
+    label: str
+    description: str = ""
+    initiators: list[Name] = ["requester"]
+    scope: ScopeLimits = ScopeLimits()
+    max_duration_days: PositiveInt
+    review_window_days: PositiveInt | None = None
+    eligibility: list[Rule] = []
+    required_fields: list[str] = []
+    required_evidence: list[Name] = []
+    checks: list[Check] = []
+    grants: str = ""
+    at_end: str = ""
+
+
+class RiskRule(_Strict):
+    when: str
+    score: Score
+    because: str
+
+
+class LevelRule(_Strict):
+    level: Literal["low", "medium", "high", "critical"]
+    when: str
+
+
+class RiskModel(_Strict):
+    financial: list[RiskRule] = []
+    operational: list[RiskRule] = []
+    reputational: list[RiskRule] = []
+    compliance: list[RiskRule] = []
+    overall: list[LevelRule] = []
+
+
+class Tier(_Strict):
+    name: Name
+    role: Name
+    label: str = ""
+    approvers: PositiveInt = 1
+    sla_hours: PositiveInt = 48
+    when: str = "false"
+
+
+class Trigger(_Strict):
+    name: Name
+    when: str
+    add_tiers: list[Name] = []
+    flag: str
+
+
+class SeparationOfDuties(_Strict):
+    conflicted: list[Literal["account_owner", "control_owner"]] = ["account_owner"]
+
+
+class Termination(_Strict):
+    roles: list[Name] = ["control_owner", "admin"]
+
+
+class Reminders(_Strict):
+    days_before_end: list[PositiveInt] = [30, 7, 1]
+
+
+class Notifications(_Strict):
+    decisions: list[Literal["requester", "control_owner", "account_owner"]] = [
+        "requester",
+        "control_owner",
+    ]
+
+
+class PolicyDocument(_Strict):
+    name: str
+    summary: str = ""
+    types: dict[Name, ExceptionType]
+    tiers: list[Tier]
+    risk: RiskModel = RiskModel()
+    triggers: list[Trigger] = []
+    separation_of_duties: SeparationOfDuties = SeparationOfDuties()
+    termination: Termination = Termination()
+    reminders: Reminders = Reminders()
+    notify: Notifications = Notifications()
+
+    @field_validator("types")
+    @classmethod
+    def _at_least_one_type(cls, value: dict) -> dict:
+        if not value:
+            raise ValueError("must define at least one exception type")
+        return value
+
+    @field_validator("tiers")
+    @classmethod
+    def _at_least_one_tier(cls, value: list) -> list:
+        if not value:
+            raise ValueError("must define at least one approval tier")
+        return value
+
+
+class PolicyError(ValueError):
+    """A policy document that cannot be used; `problems` lists `path: message` lines."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A validated policy with every expression compiled once."""
+
+    document: PolicyDocument
+    source: str
+    digest: str
+    expressions: dict[str, Expression]
+
+    @property
+    def types(self) -> dict[str, ExceptionType]:
+        return self.document.types
+
+    @property
+    def tiers(self) -> list[Tier]:
+        return self.document.tiers
+
+    def tier(self, name: str) -> Tier:
+        return next(t for t in self.document.tiers if t.name == name)
+
+    def expression(self, path: str) -> Expression:
+        return self.expressions[path]
+
+    @property
+    def approver_roles(self) -> list[str]:
+        return list(dict.fromkeys(t.role for t in self.document.tiers))
+
+
+def load_policy(source: str) -> Policy:
+    """Parse, validate and compile a policy document, or raise PolicyError."""
+    try:
+        data = yaml.safe_load(source)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "document"
+        raise PolicyError([f"{where}: not valid YAML ({getattr(exc, 'problem', exc)})"]) from None
+    if not isinstance(data, dict):
+        raise PolicyError(["document: must be a mapping with name, types and tiers"])
+    try:
+        document = PolicyDocument.model_validate(data)
+    except ValidationError as exc:
+        raise PolicyError([_describe(error) for error in exc.errors()]) from None
+    problems = _check_references(document)
+    expressions: dict[str, Expression] = {}
+    for path, text in _expression_sources(document):
+        try:
+            expressions[path] = compile_expression(text)
+        except ExpressionError as exc:
+            problems.append(f"{path}: {exc}")
+    if problems:
+        raise PolicyError(problems)
+    policy = Policy(
+        document=document,
+        source=source,
+        digest=hashlib.sha256(source.encode()).hexdigest(),
+        expressions=expressions,
+    )
+    # Run every expression once against a complete sample request, so a
+    # misspelt field or a type mistake is found now, not on a customer's request.
+    from .evaluation import dry_run
+
+    problems = dry_run(policy)
+    if problems:
+        raise PolicyError(problems)
+    return policy
+
+
+def _expression_sources(document: PolicyDocument) -> list[tuple[str, str]]:
+    sources = []
+    for type_name, exception_type in document.types.items():
+        for i, rule in enumerate(exception_type.eligibility):
+            sources.append((f"types.{type_name}.eligibility[{i}].when", rule.when))
+    for dimension in DIMENSIONS:
+        for i, rule in enumerate(getattr(document.risk, dimension)):
+            sources.append((f"risk.{dimension}[{i}].when", rule.when))
+    for i, level_rule in enumerate(document.risk.overall):
+        sources.append((f"risk.overall[{i}].when", level_rule.when))
+    for i, tier in enumerate(document.tiers):
+        sources.append((f"tiers[{i}].when", tier.when))
+    for i, trigger in enumerate(document.triggers):
+        sources.append((f"triggers[{i}].when", trigger.when))
+    return sources
+
+
+def _check_references(document: PolicyDocument) -> list[str]:
+    problems = []
+    tier_names = [t.name for t in document.tiers]
+    for i, name in enumerate(tier_names):
+        if name in tier_names[:i]:
+            problems.append(f"tiers[{i}].name: '{name}' is defined twice")
+        if document.tiers[i].role in FIXED_ROLES:
+            problems.append(f"tiers[{i}].role: '{document.tiers[i].role}' is not an approver role")
+    for i, trigger in enumerate(document.triggers):
+        for name in trigger.add_tiers:
+            if name not in tier_names:
+                problems.append(f"triggers[{i}].add_tiers: no tier named '{name}'")
+    approver_roles = {t.role for t in document.tiers}
+    for type_name, exception_type in document.types.items():
+        for role in exception_type.initiators:
+            if role not in FIXED_ROLES and role not in approver_roles:
+                problems.append(f"types.{type_name}.initiators: no role named '{role}'")
+        if (
+            exception_type.review_window_days
+            and exception_type.review_window_days > exception_type.max_duration_days
+        ):
+            problems.append(
+                f"types.{type_name}.review_window_days: must not exceed max_duration_days"
+            )
+        for i, field in enumerate(exception_type.required_fields):
+            if field.split(".")[0] not in REQUIRABLE_SECTIONS:
+                problems.append(
+                    f"types.{type_name}.required_fields[{i}]: '{field}' is not a request field"
+                )
+    for role in document.termination.roles:
+        if role not in FIXED_ROLES and role not in approver_roles:
+            problems.append(f"termination.roles: no role named '{role}'")
+    return problems
+
+
+REQUIRABLE_SECTIONS = (
+    "scope",
+    "financials",
+    "justification",
+    "evidence",
+    "outcomes",
+    "control_owner",
+    "account_owner",
+)
+
+_MESSAGES = {
+    "missing": "is required",
+    "extra_forbidden": "is not a known field",
+    "int_type": "must be an integer",
+    "int_parsing": "must be an integer",
+    "int_from_float": "must be an integer",
+    "string_type": "must be text",
+    "list_type": "must be a list",
+    "dict_type": "must be a mapping",
+    "model_type": "must be a mapping",
+    "string_pattern_mismatch": "must be a lower-case name (letters, digits, _)",
+}
+
+
+def _describe(error: dict[str, Any]) -> str:
+    path = _bracket_indices(error["loc"]) or "document"
+    kind = error["type"]
+    ctx = error.get("ctx") or {}
+    if kind == "greater_than" and ctx.get("gt") == 0:
+        message = "must be a positive integer"
+    elif kind in ("greater_than_equal", "less_than_equal"):
+        message = "must be between 1 and 5"
+    elif kind == "literal_error":
+        message = f"must be one of {ctx.get('expected')}"
+    elif kind == "value_error":
+        message = str(ctx.get("error", error["msg"]))
+    else:
+        message = _MESSAGES.get(kind, error["msg"].lower())
+    return f"{path}: {message}"
+
+
+def _bracket_indices(loc: tuple) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text

@@ -1,0 +1,34 @@
+from django.conf import settings
+from django.db import models
+
+
+class PolicyVersion(models.Model):
+    """One published policy document; exactly one is active, none is ever changed."""
+
+    number = models.PositiveIntegerField(unique=True)
+    document = models.TextField()
+    sha256 = models.CharField(max_length=64)
+    name = models.CharField(max_length=200)
+    published_at = models.DateTimeField()
+    published_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+"
+    )
+    is_active = models.BooleanField(default=False)
+    note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_active"],
+                condition=models.Q(is_active=True),
+                name="policy_version_one_active",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"v{self.number}"
+
+    @property
+    def audit_ref(self) -> str:
+        return f"v{self.number}"

@@ -1,0 +1,78 @@
+"""Publishing policy versions and loading the compiled policy of any version."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+
+from waiverdesk import clock
+from waiverdesk.audit import services as audit
+from waiverdesk.core.policy import Policy, PolicyError, load_policy
+
+from .models import PolicyVersion
+
+
+class NoActivePolicy(Exception):
+    """No policy has been published yet."""
+
+    def __str__(self) -> str:
+        return "no policy is published yet: run `waiverdesk policy publish FILE`"
+
+
+@lru_cache(maxsize=32)
+def _compiled(sha256: str, document: str) -> Policy:
+    # Keyed by digest: a version's text never changes, so it is compiled once per process.
+    return load_policy(document)
+
+
+def compiled(version: PolicyVersion) -> Policy:
+    """The validated, compiled policy of `version`."""
+    return _compiled(version.sha256, version.document)
+
+
+def active_version() -> PolicyVersion:
+    version = PolicyVersion.objects.filter(is_active=True).first()
+    if version is None:
+        raise NoActivePolicy()
+    return version
+
+
+def publish(document: str, by=None, note: str = "") -> PolicyVersion:
+    """Validate `document` and make it the active version; earlier versions stay as they were."""
+    policy = load_policy(document)  # raises PolicyError naming every problem
+    with transaction.atomic():
+        current = PolicyVersion.objects.select_for_update().filter(is_active=True).first()
+        if current is not None and current.sha256 == policy.digest:
+            raise PolicyError([f"document: identical to the active version v{current.number}"])
+        number = (PolicyVersion.objects.aggregate(n=Max("number"))["n"] or 0) + 1
+        PolicyVersion.objects.filter(is_active=True).update(is_active=False)
+        try:
+            with transaction.atomic():
+                version = PolicyVersion.objects.create(
+                    number=number,
+                    document=document,
+                    sha256=policy.digest,
+                    name=policy.document.name,
+                    published_at=clock.now(),
+                    published_by=by,
+                    is_active=True,
+                    note=note,
+                )
+        except IntegrityError:
+            raise PolicyError(
+                ["document: another version was published at the same time"]
+            ) from None
+        audit.append(
+            by.username if by else "system",
+            "policy.published",
+            version,
+            {
+                "number": number,
+                "sha256": policy.digest,
+                "previous": current.number if current else None,
+                "note": note,
+            },
+        )
+    return version

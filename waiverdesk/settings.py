@@ -1,0 +1,68 @@
+"""Settings, all from the environment; SQLite under WAIVERDESK_DATA_DIR by default."""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent
+DATA_DIR = Path(os.environ.get("WAIVERDESK_DATA_DIR", BASE_DIR.parent / "var")).resolve()
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+DEFAULT_POLICY_FILE = BASE_DIR.parent / "policies" / "default.yaml"
+
+SECRET_KEY = os.environ.get(
+    "WAIVERDESK_SECRET_KEY", "insecure-development-key-set-WAIVERDESK_SECRET_KEY"
+)
+DEBUG = os.environ.get("WAIVERDESK_DEBUG", "") == "1"
+ALLOWED_HOSTS = [
+    h for h in os.environ.get("WAIVERDESK_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h
+]
+SANDBOX = os.environ.get("WAIVERDESK_SANDBOX", "") == "1"
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "waiverdesk.directory",
+    "waiverdesk.policies",
+    "waiverdesk.waivers",
+    "waiverdesk.audit",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.middleware.common.CommonMiddleware",
+]
+
+ROOT_URLCONF = "waiverdesk.urls"
+WSGI_APPLICATION = "waiverdesk.wsgi.application"
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        os.environ.get("DATABASE_URL", f"sqlite:///{DATA_DIR / 'waiverdesk.sqlite3'}"),
+        conn_max_age=60,
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # IMMEDIATE takes the write lock at BEGIN, so two writers queue instead of
+    # one failing with "database is locked" when it upgrades a read lock.
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+USE_TZ = True
+TIME_ZONE = "UTC"
+LANGUAGE_CODE = "en"
+
+ATTACHMENT_DIR = DATA_DIR / "attachments"
+ATTACHMENT_MAX_BYTES = int(os.environ.get("WAIVERDESK_ATTACHMENT_MAX_BYTES", 10 * 1024 * 1024))
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("WAIVERDESK_LOG_LEVEL", "INFO")},
+}

@@ -1,0 +1,77 @@
+"""Request bodies and people for tests and benchmarks."""
+
+from datetime import UTC, datetime
+
+import pytest
+from django.conf import settings
+
+NOW = datetime(2027, 1, 4, 9, 0, tzinfo=UTC)
+PEOPLE = {
+    "rita": ["requester"],
+    "sam": ["requester"],
+    "mona": ["sales_manager"],
+    "mark": ["sales_manager", "requester"],
+    "dana": ["deal_desk"],
+    "dirk": ["deal_desk"],
+    "fiona": ["finance"],
+    "felix": ["finance"],
+    "leo": ["legal"],
+    "lara": ["legal"],
+    "eva": ["executive"],
+    "edgar": ["executive"],
+    "erin": ["executive"],
+    "olga": ["control_owner"],
+    "adam": ["admin"],
+    "paula": ["policy_admin"],
+    "charlie": [],
+}
+
+
+def request_body(**changes):
+    """A short, low-risk temporary access request: one sales manager approves it."""
+    body = {
+        "type": "temporary_access",
+        "customer": "GLOBEX-002",
+        "products": ["AN-EDGE"],
+        "license_type": "subscription",
+        "region": "AMER",
+        "start": "2027-02-01",
+        "end": "2027-03-15",
+        "scope": {"seats": 50},
+        "financials": {"currency": "EUR", "list_value": 12000, "concession": 3000},
+        "justification": {
+            "benefit": "Keeps 50 analysts working",
+            "alternatives": "none",
+            "customer_impact": "no outage",
+            "why_not_standard": "renewal late",
+        },
+        "control_owner": "olga",
+    }
+    for key, value in changes.items():
+        body[key] = value
+    return body
+
+
+def big_discount_body(**changes):
+    """A large, long volume discount on a high-risk product: every tier up to executive."""
+    return request_body(
+        **{
+            "type": "volume_discount",
+            "customer": "ACME-001",
+            "products": ["DB-ENT"],
+            "region": "EMEA",
+            "start": "2027-02-01",
+            "end": "2028-06-30",
+            "scope": {"seats": 1500, "quantity": 1500, "discount_pct": 35},
+            "financials": {"currency": "EUR", "list_value": 900000, "concession": 315000},
+            "evidence": {"business_impact_analysis": "Adds 4.1M over three years"},
+            "outcomes": [{"metric": "seats deployed by month 6", "target": 1200}],
+            **changes,
+        }
+    )
+
+
+postgres_only = pytest.mark.skipif(
+    not settings.DATABASES["default"]["ENGINE"].endswith("postgresql"),
+    reason="needs PostgreSQL (set DATABASE_URL)",
+)

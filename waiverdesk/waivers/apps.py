@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class WaiversConfig(AppConfig):
+    name = "waiverdesk.waivers"
+    label = "waivers"

@@ -1,0 +1,151 @@
+"""A waiver, or an evaluation, as the plain data every interface shows (SPEC §7)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from waiverdesk.audit.models import AuditEntry
+from waiverdesk.core.evaluation import Evaluation
+
+from .models import Waiver
+
+
+def evaluation_dict(evaluation: Evaluation) -> dict[str, Any]:
+    return {
+        "eligible": evaluation.eligible,
+        "problems": [
+            {"field": p.field, "code": p.code, "message": p.message} for p in evaluation.problems
+        ],
+        "risk": {
+            **evaluation.risk.as_dict(),
+            "rules": {d: s.rule for d, s in evaluation.risk.scores.items()},
+        },
+        "triggers": [
+            {"name": t.name, "flag": t.flag, "add_tiers": list(t.add_tiers)}
+            for t in evaluation.triggers
+        ],
+        "route": [
+            {"tier": s.tier, "role": s.role, "required": s.required, "reasons": list(s.reasons)}
+            for s in evaluation.route
+        ],
+    }
+
+
+def detail(waiver: Waiver) -> dict[str, Any]:
+    """Everything about one waiver: facts, risk, route with approvals, decision, timeline."""
+    steps = list(waiver.current_route().prefetch_related("approvals__user"))
+    return {
+        "reference": waiver.reference,
+        "status": waiver.status,
+        "kind": waiver.kind,
+        "type": waiver.type,
+        "policy_version": waiver.policy_version.number,
+        "requester": waiver.requester.username,
+        "control_owner": waiver.control_owner.username if waiver.control_owner else None,
+        "customer": waiver.customer.external_id,
+        "account_owner": waiver.customer.account_owner.username
+        if waiver.customer.account_owner
+        else None,
+        "products": sorted(p.code for p in waiver.products.all()),
+        "license_type": waiver.license_type,
+        "region": waiver.region,
+        "start": waiver.start.isoformat(),
+        "end": waiver.end.isoformat(),
+        "scope": waiver.scope,
+        "financials": waiver.financials,
+        "justification": waiver.justification,
+        "evidence": waiver.evidence,
+        "outcomes": waiver.outcomes,
+        "attachments": [
+            {"kind": a.kind, "filename": a.filename, "size": a.size, "sha256": a.sha256}
+            for a in waiver.attachments.all()
+        ],
+        "risk": {
+            k: waiver.risk.get(k)
+            for k in ("financial", "operational", "reputational", "compliance", "overall")
+        },
+        "risk_rules": waiver.risk.get("rules", {}),
+        "risk_overrides": waiver.risk_overrides,
+        "triggers": waiver.triggers,
+        "checks": waiver.checks,
+        "round": waiver.round,
+        "route": [
+            {
+                "tier": s.tier,
+                "role": s.role,
+                "required": s.required,
+                "status": s.status,
+                "reasons": s.reasons,
+                "sla_hours": s.sla_hours,
+                "approvals": [
+                    {
+                        "user": a.user.username,
+                        "decision": a.decision,
+                        "comment": a.comment,
+                        "at": a.at.isoformat(),
+                    }
+                    for a in s.approvals.all()
+                ],
+            }
+            for s in steps
+        ],
+        "decision": {
+            "outcome": waiver.decision,
+            "rationale": waiver.decision_rationale,
+            "at": waiver.decided_at.isoformat(),
+            "approvers": sorted(
+                {
+                    a.user.username
+                    for s in steps
+                    for a in s.approvals.all()
+                    if a.decision == "approve"
+                }
+            ),
+        }
+        if waiver.decided_at
+        else None,
+        "conditions": [
+            {
+                "text": c.text,
+                "owner": c.owner.username,
+                "due": c.due.isoformat(),
+                "status": c.status,
+            }
+            for c in waiver.conditions.select_related("owner")
+        ],
+        "predecessor": waiver.predecessor.reference if waiver.predecessor else None,
+        "renewal_count": waiver.renewal_count,
+        "timeline": timeline(waiver.reference),
+    }
+
+
+def timeline(reference: str) -> list[dict[str, Any]]:
+    """What happened to a waiver, from its audit entries."""
+    return [
+        {
+            "seq": e.seq,
+            "at": e.at.isoformat(),
+            "actor": e.actor,
+            "action": e.action,
+            **{k: v for k, v in json.loads(e.payload).items() if k in _TIMELINE_KEYS},
+        }
+        for e in AuditEntry.objects.filter(object_type="waiver", object_ref=reference)
+    ]
+
+
+_TIMELINE_KEYS = {
+    "from",
+    "to",
+    "decision",
+    "comment",
+    "tier",
+    "reason",
+    "code",
+    "message",
+    "action",
+    "changed",
+    "dimension",
+    "new",
+    "rationale",
+}

@@ -1,0 +1,35 @@
+"""waiverdesk serve — the production WSGI server (gunicorn)."""
+
+import os
+
+from django.core.management.base import BaseCommand
+from gunicorn.app.base import BaseApplication
+
+from waiverdesk.wsgi import application
+
+
+class Command(BaseCommand):
+    help = "Serve waiverdesk with gunicorn: several workers, one database."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--bind", default=os.environ.get("WAIVERDESK_BIND", "127.0.0.1:8000"))
+        parser.add_argument(
+            "--workers", type=int, default=int(os.environ.get("WAIVERDESK_WORKERS", "2"))
+        )
+
+    def handle(self, *args, bind: str, workers: int, **options) -> None:
+        self.stdout.write(f"waiverdesk serving on http://{bind} with {workers} workers")
+        Server({"bind": bind, "workers": workers, "accesslog": "-"}).run()
+
+
+class Server(BaseApplication):
+    def __init__(self, options: dict) -> None:
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self):
+        return application

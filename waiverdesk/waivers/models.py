@@ -1,0 +1,207 @@
+from django.conf import settings
+from django.db import models
+
+from waiverdesk.core.lifecycle import Status
+
+User = settings.AUTH_USER_MODEL
+
+
+class ReferenceCounter(models.Model):
+    """The last reference number handed out in a year."""
+
+    year = models.PositiveIntegerField(primary_key=True)
+    last = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.year}: {self.last}"
+
+
+class Waiver(models.Model):
+    """An exception request, from intake through decision to its end."""
+
+    class Kind(models.TextChoices):
+        NEW = "new"
+        RENEWAL = "renewal"
+        AMENDMENT = "amendment"
+
+    reference = models.CharField(max_length=20, unique=True)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.NEW)
+    type = models.CharField(max_length=60)
+    status = models.CharField(
+        max_length=20, choices=[(s.value, s.value) for s in Status], default=Status.DRAFT
+    )
+    policy_version = models.ForeignKey(
+        "policies.PolicyVersion", on_delete=models.PROTECT, related_name="waivers"
+    )
+    requester = models.ForeignKey(User, on_delete=models.PROTECT, related_name="requested_waivers")
+    control_owner = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.PROTECT, related_name="owned_waivers"
+    )
+    customer = models.ForeignKey(
+        "directory.Customer", on_delete=models.PROTECT, related_name="waivers"
+    )
+    products = models.ManyToManyField("directory.Product", related_name="waivers")
+    license_type = models.CharField(max_length=40)
+    region = models.CharField(max_length=16)
+    start = models.DateField()
+    end = models.DateField()
+    scope = models.JSONField(default=dict)
+    financials = models.JSONField(default=dict)
+    justification = models.JSONField(default=dict)
+    evidence = models.JSONField(default=dict)
+    outcomes = models.JSONField(default=list, help_text="Measurable outcomes (KPIs) promised.")
+    risk = models.JSONField(default=dict)
+    risk_overrides = models.JSONField(default=dict)
+    triggers = models.JSONField(default=list)
+    checks = models.JSONField(
+        default=dict, help_text="Contract/regulatory checks passed this round."
+    )
+    round = models.PositiveIntegerField(
+        default=0, help_text="Submissions so far; routes are per round."
+    )
+    predecessor = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="successors"
+    )
+    renewal_count = models.PositiveIntegerField(default=0)
+    decision = models.CharField(max_length=20, blank=True)
+    decision_rationale = models.TextField(blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    ended_reason = models.TextField(blank=True)
+    created_at = models.DateTimeField()
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(end__gte=models.F("start")), name="waiver_end_not_before_start"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["status", "start"], name="waiver_activation_idx"),
+            models.Index(fields=["status", "end"], name="waiver_sunset_idx"),
+            models.Index(fields=["customer", "submitted_at"], name="waiver_customer_history_idx"),
+            models.Index(fields=["requester", "status"], name="waiver_requester_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.reference
+
+    @property
+    def audit_ref(self) -> str:
+        return self.reference
+
+    def current_route(self):
+        return self.steps.filter(round=self.round).order_by("position")
+
+
+class RouteStep(models.Model):
+    """One tier of a waiver's approval route in one submission round."""
+
+    class State(models.TextChoices):
+        WAITING = "waiting"
+        PENDING = "pending"
+        APPROVED = "approved"
+        REJECTED = "rejected"
+        RETURNED = "returned"  # changes were requested at this step
+
+    waiver = models.ForeignKey(Waiver, on_delete=models.CASCADE, related_name="steps")
+    round = models.PositiveIntegerField()
+    position = models.PositiveSmallIntegerField()
+    tier = models.CharField(max_length=60)
+    role = models.CharField(max_length=60)
+    required = models.PositiveSmallIntegerField()
+    status = models.CharField(max_length=10, choices=State.choices)
+    reasons = models.JSONField(default=list)
+    sla_hours = models.PositiveIntegerField()
+    opened_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["waiver", "round", "position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["waiver", "round", "position"], name="route_step_unique_position"
+            ),
+        ]
+        indexes = [models.Index(fields=["role", "status"], name="route_step_inbox_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.waiver_id} round {self.round} step {self.position} {self.tier}"
+
+
+class Approval(models.Model):
+    """One person's decision on one route step."""
+
+    class Decision(models.TextChoices):
+        APPROVE = "approve"
+        REJECT = "reject"
+        REQUEST_CHANGES = "request_changes"
+
+    step = models.ForeignKey(RouteStep, on_delete=models.CASCADE, related_name="approvals")
+    waiver = models.ForeignKey(Waiver, on_delete=models.CASCADE, related_name="approvals")
+    round = models.PositiveIntegerField()
+    user = models.ForeignKey(User, on_delete=models.PROTECT, related_name="approvals")
+    decision = models.CharField(max_length=20, choices=Decision.choices)
+    comment = models.TextField(blank=True)
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["at", "id"]
+        constraints = [
+            # One person never fills two steps of one route (A4), enforced by the database too.
+            models.UniqueConstraint(
+                fields=["waiver", "round", "user"], name="approval_one_step_per_person_per_route"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.decision} step {self.step_id}"
+
+
+class Condition(models.Model):
+    """An obligation attached to an approval, with an owner and a due date."""
+
+    class State(models.TextChoices):
+        OPEN = "open"
+        MET = "met"
+        BREACHED = "breached"
+
+    waiver = models.ForeignKey(Waiver, on_delete=models.CASCADE, related_name="conditions")
+    approval = models.ForeignKey(
+        Approval, null=True, on_delete=models.CASCADE, related_name="conditions"
+    )
+    text = models.TextField()
+    owner = models.ForeignKey(User, on_delete=models.PROTECT, related_name="conditions")
+    due = models.DateField()
+    status = models.CharField(max_length=10, choices=State.choices, default=State.OPEN)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["due", "id"]
+        indexes = [models.Index(fields=["status", "due"], name="condition_due_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.text} (due {self.due})"
+
+
+class Attachment(models.Model):
+    """A file of evidence, stored on disk under the data directory by its SHA-256."""
+
+    waiver = models.ForeignKey(Waiver, on_delete=models.CASCADE, related_name="attachments")
+    kind = models.CharField(
+        max_length=60, help_text="The evidence it provides, e.g. usage_forecast."
+    )
+    filename = models.CharField(max_length=255)
+    content_type = models.CharField(max_length=100)
+    size = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64)
+    uploaded_by = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    uploaded_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["uploaded_at", "id"]
+
+    def __str__(self) -> str:
+        return self.filename

@@ -1,0 +1,867 @@
+"""The write path of a waiver.
+
+Every function here is one transaction: it locks the waiver row (or updates
+it conditionally), applies the rules of the pure core, and appends the audit
+entry last. Views, API endpoints, commands and jobs only call these.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from django.contrib.auth.models import User
+from django.db import connection, transaction
+from django.db.models import Q
+
+from waiverdesk import clock
+from waiverdesk.audit import services as audit
+from waiverdesk.core import lifecycle
+from waiverdesk.core.errors import Denied, Invalid, Problem
+from waiverdesk.core.evaluation import Evaluation, Override, ProductFacts, RequestFacts, evaluate
+from waiverdesk.core.lifecycle import IN_FORCE, OPEN, UNDER_REVIEW, IllegalTransition, Status
+from waiverdesk.core.policy import DIMENSIONS, Policy
+from waiverdesk.directory.services import roles_of
+from waiverdesk.policies import services as policies
+
+from . import attachments, intake
+from .models import Approval, Attachment, Condition, RouteStep, Waiver
+
+
+class NotFound(Exception):
+    """No waiver with that reference."""
+
+
+def refusals_audited(action: str):
+    """Record every refusal of `action` in the audit trail, in its own transaction."""
+
+    def wrap(fn):
+        @functools.wraps(fn)
+        def inner(reference: str, by: User, *args, **kwargs):
+            try:
+                return fn(reference, by, *args, **kwargs)
+            except Denied as denied:
+                with transaction.atomic():
+                    audit.append(
+                        by.username,
+                        "waiver.refused",
+                        None,
+                        {"action": action, "code": denied.code, "message": denied.message},
+                        object_type="waiver",
+                        object_ref=reference,
+                    )
+                raise
+
+        return inner
+
+    return wrap
+
+
+# -- reading ----------------------------------------------------------------
+
+
+def get(reference: str) -> Waiver:
+    try:
+        return Waiver.objects.select_related(
+            "customer__account_owner", "requester", "control_owner", "policy_version"
+        ).get(reference=reference)
+    except Waiver.DoesNotExist:
+        raise NotFound(reference) from None
+
+
+def policy_of(waiver: Waiver) -> Policy:
+    """The policy version that routed (and decides) this waiver."""
+    return policies.compiled(waiver.policy_version)
+
+
+def facts(waiver: Waiver, now: datetime, products: list | None = None) -> RequestFacts:
+    """The facts the policy sees for `waiver`; an unsaved one names its `products`."""
+    if products is None:
+        products = list(waiver.products.all())
+    customer = waiver.customer
+    since = now - timedelta(days=365)
+    history = customer.waivers.filter(submitted_at__gte=since).exclude(status=Status.WITHDRAWN)
+    kinds: frozenset[str] = frozenset()
+    if waiver.pk:
+        history = history.exclude(pk=waiver.pk)
+        kinds = frozenset(waiver.attachments.values_list("kind", flat=True))
+    owner = waiver.control_owner
+    return RequestFacts(
+        type=waiver.type,
+        customer=customer.external_id,
+        products=tuple(ProductFacts(p.code, p.family, p.risk_class) for p in products),
+        license_type=waiver.license_type,
+        region=waiver.region,
+        start=waiver.start,
+        end=waiver.end,
+        scope=waiver.scope,
+        financials=waiver.financials,
+        justification=waiver.justification,
+        evidence=waiver.evidence,
+        attachment_kinds=kinds,
+        outcomes=tuple(waiver.outcomes),
+        control_owner=owner.username if owner else "",
+        account_owner=customer.account_owner.username if customer.account_owner else "",
+        renewal_count=waiver.renewal_count,
+        customer_exceptions_last_365_days=history.count(),
+        kind=waiver.kind,
+    )
+
+
+def evaluate_waiver(waiver: Waiver, policy: Policy, now: datetime, products=None) -> Evaluation:
+    """Evaluate a waiver (saved, or unsaved with its `products`) with its risk overrides."""
+    overrides = {
+        d: Override(o["score"], o["rationale"], o["by"]) for d, o in waiver.risk_overrides.items()
+    }
+    return evaluate(policy, facts(waiver, now, products), now.date(), overrides)
+
+
+@dataclass
+class Simulation:
+    policy_version: int
+    evaluation: Evaluation
+
+
+def simulate(data: dict[str, Any], now: datetime | None = None) -> Simulation:
+    """Evaluate a request body against the active policy without saving anything."""
+    resolved = intake.read(data)
+    version = policies.active_version()
+    unsaved = Waiver(**resolved.fields())
+    evaluation = evaluate_waiver(
+        unsaved, policies.compiled(version), now or clock.now(), resolved.products
+    )
+    return Simulation(version.number, evaluation)
+
+
+# -- creating -----------------------------------------------------------------
+
+
+def next_reference(year: int) -> str:
+    """Allocate `WVR-<year>-<5 digits>` in one statement: concurrent creates never clash."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO waivers_referencecounter (year, last) VALUES (%s, 1) "
+            "ON CONFLICT (year) DO UPDATE SET last = waivers_referencecounter.last + 1 "
+            "RETURNING last",
+            [year],
+        )
+        (number,) = cursor.fetchone()
+    return f"WVR-{year}-{number:05d}"
+
+
+def create(data: dict[str, Any], by: User, now: datetime | None = None) -> Waiver:
+    """Create a draft from a request body; with `"submit": true` it is submitted at once."""
+    now = now or clock.now()
+    resolved = intake.read(data)
+    _require_initiator(resolved.body.type, by)
+    with transaction.atomic():
+        waiver = _create(resolved, by, now)
+        if resolved.body.submit:
+            _submit(waiver, by, now)
+    return waiver
+
+
+def _create(
+    resolved: intake.Resolved,
+    by: User,
+    now: datetime,
+    predecessor: Waiver | None = None,
+    kind: str = Waiver.Kind.NEW,
+) -> Waiver:
+    version = policies.active_version()
+    waiver = Waiver(
+        reference=next_reference(now.year),
+        kind=kind,
+        status=Status.DRAFT,
+        policy_version=version,
+        requester=by,
+        predecessor=predecessor,
+        renewal_count=(predecessor.renewal_count + (kind == Waiver.Kind.RENEWAL))
+        if predecessor
+        else 0,
+        created_at=now,
+        updated_at=now,
+        **resolved.fields(),
+    )
+    policy = policies.compiled(version)
+    _store_evaluation(waiver, evaluate_waiver(waiver, policy, now, resolved.products))
+    waiver.save()
+    waiver.products.set(resolved.products)
+    audit.append(
+        by.username,
+        "waiver.created",
+        waiver,
+        {
+            "from": None,
+            "to": Status.DRAFT,
+            "kind": kind,
+            "type": waiver.type,
+            "customer": waiver.customer.external_id,
+            "predecessor": predecessor.reference if predecessor else None,
+            "body": intake.body_of(waiver),
+        },
+        at=now,
+    )
+    return waiver
+
+
+def _require_initiator(type_name: str, by: User) -> None:
+    policy = policies.compiled(policies.active_version())
+    exception_type = policy.types.get(type_name)
+    if exception_type is None:
+        known = ", ".join(sorted(policy.types))
+        raise Invalid(
+            [Problem("type", "unknown_type", f"'{type_name}' is not a type; use {known}")]
+        )
+    if not roles_of(by) & set(exception_type.initiators) and "admin" not in roles_of(by):
+        raise Denied(
+            "not_initiator",
+            f"a {type_name} request may be started by {', '.join(exception_type.initiators)} only",
+        )
+
+
+# -- changing a request ---------------------------------------------------------
+
+
+@refusals_audited("edit")
+def edit(reference: str, by: User, changes: dict[str, Any], now: datetime | None = None) -> Waiver:
+    """Change a request's fields; under review this starts the approvals again."""
+    now = now or clock.now()
+    with transaction.atomic():
+        waiver = _lock(reference)
+        under_review = waiver.status in UNDER_REVIEW
+        target = _next(waiver, "edit_under_review" if under_review else "edit")
+        _require_requester(waiver, by)
+        before = intake.body_of(waiver)
+        body = intake.merge(before, {k: v for k, v in changes.items() if k != "submit"})
+        resolved = intake.read(body)
+        for name, value in resolved.fields().items():
+            setattr(waiver, name, value)
+        waiver.products.set(resolved.products)
+        after = intake.body_of(waiver)
+        changed = sorted(k for k in after if after[k] != before[k])
+        if not changed:
+            return waiver
+        previous = waiver.status
+        if under_review:
+            _start_round(waiver, now)
+        else:
+            _store_evaluation(waiver, evaluate_waiver(waiver, policy_of(waiver), now))
+        waiver.status, waiver.updated_at = target, now
+        waiver.save()
+        audit.append(
+            by.username,
+            "waiver.edited",
+            waiver,
+            {
+                "from": previous,
+                "to": target,
+                "changed": {k: [before[k], after[k]] for k in changed},
+                "approvals_reset": under_review,
+            },
+            at=now,
+        )
+    return waiver
+
+
+@refusals_audited("submit")
+def submit(reference: str, by: User, now: datetime | None = None) -> Waiver:
+    """Submit a draft (or a request returned for changes) for approval."""
+    now = now or clock.now()
+    with transaction.atomic():
+        waiver = _lock(reference)
+        _require_requester(waiver, by)
+        _submit(waiver, by, now)
+    return waiver
+
+
+def _submit(waiver: Waiver, by: User, now: datetime) -> None:
+    previous = waiver.status
+    target = _next(waiver, "submit")
+    evaluation = _start_round(waiver, now)
+    waiver.status, waiver.submitted_at, waiver.updated_at = target, now, now
+    waiver.save()
+    audit.append(
+        by.username,
+        "waiver.submitted",
+        waiver,
+        {
+            "from": previous,
+            "to": target,
+            "round": waiver.round,
+            "policy_version": waiver.policy_version.number,
+            "risk": waiver.risk,
+            "route": [s.tier for s in evaluation.route],
+            "triggers": [t.name for t in evaluation.triggers],
+        },
+        at=now,
+    )
+
+
+def _start_round(waiver: Waiver, now: datetime) -> Evaluation:
+    """Route the request afresh under the active policy; earlier approvals no longer count."""
+    version = policies.active_version()
+    policy = policies.compiled(version)
+    evaluation = evaluate_waiver(waiver, policy, now)
+    problems = list(evaluation.problems)
+    if waiver.control_owner is None:
+        problems.append(
+            Problem(
+                "control_owner",
+                "required",
+                "name the control owner who stays accountable for the exception",
+            )
+        )
+    if problems:
+        raise Invalid(problems)
+    if waiver.kind == Waiver.Kind.RENEWAL:
+        _require_predecessor_in_force(waiver, now.date())
+    waiver.policy_version = version
+    waiver.round += 1
+    waiver.checks = {}
+    _store_evaluation(waiver, evaluation)
+    RouteStep.objects.bulk_create(
+        RouteStep(
+            waiver=waiver,
+            round=waiver.round,
+            position=i,
+            tier=step.tier,
+            role=step.role,
+            required=step.required,
+            reasons=list(step.reasons),
+            sla_hours=policy.tier(step.tier).sla_hours,
+            status=RouteStep.State.PENDING if i == 0 else RouteStep.State.WAITING,
+            opened_at=now if i == 0 else None,
+        )
+        for i, step in enumerate(evaluation.route)
+    )
+    return evaluation
+
+
+def _store_evaluation(waiver: Waiver, evaluation: Evaluation) -> None:
+    waiver.risk = {
+        **evaluation.risk.as_dict(),
+        "rules": {d: s.rule for d, s in evaluation.risk.scores.items()},
+    }
+    waiver.triggers = [
+        {"name": t.name, "flag": t.flag, "add_tiers": list(t.add_tiers)}
+        for t in evaluation.triggers
+    ]
+
+
+@refusals_audited("withdraw")
+def withdraw(reference: str, by: User, reason: str = "", now: datetime | None = None) -> Waiver:
+    """The requester takes back a request that is not yet decided."""
+    return _end(reference, by, "withdraw", reason, now, _require_requester)
+
+
+@refusals_audited("terminate")
+def terminate(reference: str, by: User, reason: str, now: datetime | None = None) -> Waiver:
+    """End an approved or active exception early, by someone the policy allows."""
+    if not reason.strip():
+        raise Invalid([Problem("reason", "required", "say why the exception ends early")])
+    return _end(reference, by, "terminate", reason, now, _require_terminator)
+
+
+def _end(reference, by, action, reason, now, authorize) -> Waiver:
+    now = now or clock.now()
+    with transaction.atomic():
+        waiver = _lock(reference)
+        target = _next(waiver, action)
+        authorize(waiver, by)
+        previous = waiver.status
+        waiver.status, waiver.ended_reason, waiver.updated_at = target, reason, now
+        waiver.save()
+        audit.append(
+            by.username,
+            f"waiver.{target}",
+            waiver,
+            {"from": previous, "to": target, "reason": reason},
+            at=now,
+        )
+    return waiver
+
+
+@refusals_audited("override_risk")
+def override_risk(
+    reference: str,
+    by: User,
+    dimension: str,
+    score: int,
+    rationale: str,
+    now: datetime | None = None,
+) -> Waiver:
+    """A reviewer replaces one risk score, with a rationale; the request is routed again."""
+    problems = []
+    if dimension not in DIMENSIONS:
+        problems.append(Problem("dimension", "invalid", f"must be one of {', '.join(DIMENSIONS)}"))
+    if not isinstance(score, int) or not 1 <= score <= 5:
+        problems.append(Problem("score", "invalid", "must be a whole number from 1 to 5"))
+    if not rationale.strip():
+        problems.append(Problem("rationale", "required", "say why the score is overridden"))
+    if problems:
+        raise Invalid(problems)
+    now = now or clock.now()
+    with transaction.atomic():
+        waiver = _lock(reference)
+        target = _next(waiver, "override_risk")
+        route_roles = set(waiver.current_route().values_list("role", flat=True))
+        if by.pk == waiver.requester_id:
+            raise Denied(
+                "self_approval", "the requester may not override the risk of their request"
+            )
+        if not roles_of(by) & (route_roles | {"policy_admin"}):
+            raise Denied("not_reviewer", "only a reviewer on this route may override its risk")
+        previous, old_score = waiver.status, waiver.risk.get(dimension)
+        waiver.risk_overrides = {
+            **waiver.risk_overrides,
+            dimension: {
+                "score": score,
+                "rationale": rationale,
+                "by": by.username,
+                "at": now.isoformat(),
+            },
+        }
+        _start_round(waiver, now)
+        waiver.status, waiver.updated_at = target, now
+        waiver.save()
+        audit.append(
+            by.username,
+            "waiver.risk_overridden",
+            waiver,
+            {
+                "from": previous,
+                "to": target,
+                "dimension": dimension,
+                "old": old_score,
+                "new": score,
+                "rationale": rationale,
+                "approvals_reset": True,
+            },
+            at=now,
+        )
+    return waiver
+
+
+# -- deciding -------------------------------------------------------------------
+
+_DECISION_ACTION = {"reject": "reject", "request_changes": "request_changes"}
+
+
+@refusals_audited("decide")
+def decide(
+    reference: str,
+    by: User,
+    decision: str,
+    comment: str = "",
+    conditions: list[dict[str, Any]] | None = None,
+    checks: list[str] | None = None,
+    now: datetime | None = None,
+) -> Approval:
+    """Approve, reject or request changes on the step the caller may act on."""
+    now = now or clock.now()
+    if decision not in Approval.Decision.values:
+        raise Invalid(
+            [Problem("decision", "invalid", "must be approve, reject or request_changes")]
+        )
+    if decision != "approve" and not comment.strip():
+        raise Invalid([Problem("comment", "required", "say why, so the requester can act on it")])
+    with transaction.atomic():
+        waiver = _lock(reference)
+        if waiver.status not in UNDER_REVIEW:
+            raise Denied("invalid_state", f"cannot decide on a waiver that is {waiver.status}")
+        step = waiver.current_route().filter(status=RouteStep.State.PENDING).first()
+        policy = policy_of(waiver)
+        _require_may_act(waiver, step, by, policy)
+        new_conditions = _read_conditions(conditions or [], now.date())
+        given = step.approvals.filter(decision="approve").count() + (decision == "approve")
+        step_done = decision == "approve" and given >= step.required
+        later = waiver.current_route().filter(position__gt=step.position).first()
+        if decision == "approve":
+            action = "approve_final" if step_done and later is None else "approve_step"
+            _tick_checks(waiver, policy, checks or [], by, now, final=action == "approve_final")
+        else:
+            action = _DECISION_ACTION[decision]
+        if action == "approve_final" and waiver.kind != Waiver.Kind.NEW:
+            _require_predecessor_in_force(waiver, now.date())
+        previous, target = waiver.status, _next(waiver, action)
+        approval = Approval.objects.create(
+            step=step,
+            waiver=waiver,
+            round=waiver.round,
+            user=by,
+            decision=decision,
+            comment=comment,
+            at=now,
+        )
+        for c in new_conditions:
+            Condition.objects.create(
+                waiver=waiver,
+                approval=approval,
+                text=c.text,
+                owner=c.owner,
+                due=c.due,
+                created_at=now,
+            )
+        if decision != "approve" or step_done:
+            step.status = {"approve": "approved", "reject": "rejected"}.get(decision, "returned")
+            step.closed_at = now
+            step.save(update_fields=["status", "closed_at"])
+        if step_done and later is not None:
+            RouteStep.objects.filter(pk=later.pk).update(
+                status=RouteStep.State.PENDING, opened_at=now
+            )
+        if action in ("approve_final", "reject"):
+            waiver.decision = "approved" if action == "approve_final" else "rejected"
+            waiver.decision_rationale, waiver.decided_at = comment, now
+        waiver.status, waiver.updated_at = target, now
+        waiver.save()
+        if action == "approve_final" and waiver.kind == Waiver.Kind.AMENDMENT:
+            _supersede(waiver.predecessor, waiver, by, now)
+        audit.append(
+            by.username,
+            "waiver.decided",
+            waiver,
+            {
+                "from": previous,
+                "to": target,
+                "round": waiver.round,
+                "tier": step.tier,
+                "decision": decision,
+                "comment": comment,
+                "checks": sorted(checks or []),
+                "conditions": [
+                    {"text": c.text, "owner": c.owner.username, "due": c.due.isoformat()}
+                    for c in new_conditions
+                ],
+            },
+            at=now,
+        )
+    return approval
+
+
+def may_act(waiver: Waiver, by: User) -> str | None:
+    """Why `by` may not act on the waiver's pending step, or None when they may."""
+    step = waiver.current_route().filter(status=RouteStep.State.PENDING).first()
+    try:
+        _require_may_act(waiver, step, by, policy_of(waiver))
+    except Denied as denied:
+        return denied.message
+    return None
+
+
+def _require_may_act(waiver: Waiver, step: RouteStep | None, by: User, policy: Policy) -> None:
+    if step is None:
+        raise Denied("nothing_pending", "no step of this waiver is waiting for a decision")
+    if by.pk == waiver.requester_id:
+        raise Denied("self_approval", "you requested this waiver, so you may not decide on it")
+    conflicted = policy.document.separation_of_duties.conflicted
+    if "account_owner" in conflicted and waiver.customer.account_owner_id == by.pk:
+        raise Denied(
+            "conflict_of_interest",
+            "you own this customer's account, so you may not decide on its exceptions",
+        )
+    if "control_owner" in conflicted and waiver.control_owner_id == by.pk:
+        raise Denied(
+            "conflict_of_interest",
+            "you are the control owner of this waiver, so you may not decide on it",
+        )
+    if step.role not in roles_of(by):
+        raise Denied("missing_role", f"the {step.tier} step needs the {step.role} role")
+    if Approval.objects.filter(waiver=waiver, round=waiver.round, user=by).exists():
+        raise Denied(
+            "already_on_route",
+            "you have already decided on a step of this route; one person fills one step",
+        )
+
+
+def _tick_checks(
+    waiver: Waiver, policy: Policy, names: list[str], by: User, now: datetime, final: bool
+) -> None:
+    """Record checks as passed; the approval that decides the waiver needs them all."""
+    required = {c.name for c in policy.types[waiver.type].checks}
+    unknown = sorted(set(names) - required)
+    if unknown:
+        raise Invalid(
+            [
+                Problem(
+                    "checks", "unknown_check", f"{', '.join(unknown)} is not a check of this type"
+                )
+            ]
+        )
+    ticked = {**waiver.checks, **{n: {"by": by.username, "at": now.isoformat()} for n in names}}
+    missing = sorted(required - set(ticked))
+    if final and missing:
+        raise Invalid(
+            [
+                Problem(
+                    "checks",
+                    "checks_pending",
+                    f"record these checks as passed before approving: {', '.join(missing)}",
+                )
+            ]
+        )
+    waiver.checks = ticked
+
+
+def _read_conditions(items: list[dict[str, Any]], today: date) -> list[Any]:
+    problems, result = [], []
+    for i, item in enumerate(items):
+        item = item if isinstance(item, dict) else {}
+        text, owner_name, due = (str(item.get(k) or "").strip() for k in ("text", "owner", "due"))
+        if not text:
+            problems.append(Problem(f"conditions[{i}].text", "required", "say what must be done"))
+        owner = User.objects.filter(username=owner_name, is_active=True).first()
+        if owner is None:
+            problems.append(
+                Problem(
+                    f"conditions[{i}].owner", "unknown_user", f"no active user named '{owner_name}'"
+                )
+            )
+        try:
+            due_date = date.fromisoformat(due)
+            if due_date < today:
+                problems.append(
+                    Problem(
+                        f"conditions[{i}].due", "in_past", "the due date must not be in the past"
+                    )
+                )
+        except ValueError:
+            due_date = None
+            problems.append(
+                Problem(f"conditions[{i}].due", "invalid", "must be a date (YYYY-MM-DD)")
+            )
+        result.append(_Condition(text, owner, due_date))
+    if problems:
+        raise Invalid(problems)
+    return result
+
+
+@dataclass(frozen=True)
+class _Condition:
+    text: str
+    owner: User | None
+    due: date | None
+
+
+def _supersede(old: Waiver, new: Waiver, by: User, now: datetime) -> None:
+    old = Waiver.objects.select_for_update().get(pk=old.pk)
+    previous, target = old.status, _next(old, "supersede")
+    old.status, old.ended_reason, old.updated_at = target, f"amended by {new.reference}", now
+    old.save()
+    audit.append(
+        by.username,
+        "waiver.superseded",
+        old,
+        {"from": previous, "to": target, "by_amendment": new.reference},
+        at=now,
+    )
+
+
+def _require_predecessor_in_force(waiver: Waiver, today: date) -> None:
+    old = waiver.predecessor
+    if old.status not in IN_FORCE or old.end < today:
+        raise Denied(
+            "predecessor_ended",
+            f"{old.reference} is {old.status} and ended {old.end}; a "
+            f"{waiver.kind} must be approved while it is in force — start a new request",
+        )
+
+
+# -- renewal and amendment ------------------------------------------------------
+
+
+@refusals_audited("renew")
+def renew(reference: str, by: User, data: dict[str, Any], now: datetime | None = None) -> Waiver:
+    """Request a renewal: a new linked request with fresh justification and its own route."""
+    now = now or clock.now()
+    changes = dict(data or {})
+    problems = []
+    if not isinstance(changes.get("justification"), dict) or not any(
+        str(v).strip() for v in changes["justification"].values()
+    ):
+        problems.append(
+            Problem("justification", "required", "a renewal needs a fresh justification")
+        )
+    if "end" not in changes:
+        problems.append(Problem("end", "required", "say until when the renewal should last"))
+    if problems:
+        raise Invalid(problems)
+    return _successor(reference, by, changes, "renew", Waiver.Kind.RENEWAL, now)
+
+
+@refusals_audited("amend")
+def amend(reference: str, by: User, data: dict[str, Any], now: datetime | None = None) -> Waiver:
+    """Request an amendment (scope or dates): a linked request that goes through policy again."""
+    if not data:
+        raise Invalid([Problem("body", "required", "say what the amendment changes")])
+    return _successor(reference, by, dict(data), "amend", Waiver.Kind.AMENDMENT, now or clock.now())
+
+
+def _successor(reference, by, changes, action, kind, now) -> Waiver:
+    with transaction.atomic():
+        old = _lock(reference)
+        _next(old, action)
+        if old.successors.filter(kind=kind, status__in=[*OPEN, *IN_FORCE]).exists():
+            raise Denied(f"{kind}_exists", f"{old.reference} already has an open {kind}")
+        base = intake.body_of(old)
+        if kind == Waiver.Kind.RENEWAL:
+            base.update(
+                start=(old.end + timedelta(days=1)).isoformat(),
+                justification={},
+                evidence={},
+                outcomes=[],
+            )
+            if changes["justification"] == old.justification:
+                raise Invalid(
+                    [
+                        Problem(
+                            "justification",
+                            "not_fresh",
+                            "write a fresh justification, not the previous one",
+                        )
+                    ]
+                )
+        resolved = intake.read(intake.merge(base, changes))
+        _require_initiator(resolved.body.type, by)
+        if resolved.body.type != old.type:
+            raise Invalid([Problem("type", "invalid", f"a {kind} keeps the type {old.type}")])
+        waiver = _create(resolved, by, now, predecessor=old, kind=kind)
+        if resolved.body.submit:
+            _submit(waiver, by, now)
+    return waiver
+
+
+# -- evidence -------------------------------------------------------------------
+
+_KIND = re.compile(r"^[a-z][a-z0-9_]{0,59}$")
+
+
+@refusals_audited("attach")
+def attach(
+    reference: str,
+    by: User,
+    filename: str,
+    content: bytes,
+    content_type: str,
+    kind: str,
+    now: datetime | None = None,
+) -> Attachment:
+    """Store a file of evidence with a request that is still open."""
+    now = now or clock.now()
+    if not _KIND.match(kind or ""):
+        raise Invalid([Problem("kind", "invalid", "name the evidence, e.g. usage_forecast")])
+    stored = attachments.store(filename, content, content_type)  # raises Invalid
+    try:
+        with transaction.atomic():
+            waiver = _lock(reference)
+            _next(waiver, "attach")
+            _require_requester(waiver, by)
+            attachment = Attachment.objects.create(
+                waiver=waiver,
+                kind=kind,
+                filename=stored.filename,
+                content_type=stored.content_type,
+                size=stored.size,
+                sha256=stored.sha256,
+                uploaded_by=by,
+                uploaded_at=now,
+            )
+            audit.append(
+                by.username,
+                "waiver.attached",
+                waiver,
+                {
+                    "kind": kind,
+                    "filename": stored.filename,
+                    "sha256": stored.sha256,
+                    "size": stored.size,
+                },
+                at=now,
+            )
+    except BaseException:
+        attachments.discard_unless_used(stored.sha256)
+        raise
+    return attachment
+
+
+# -- the clock --------------------------------------------------------------------
+
+
+def due_for_clock(today: date):
+    """Waivers that the passing of time activates or ends today."""
+    return Waiver.objects.filter(
+        Q(status=Status.APPROVED, start__lte=today) | Q(status__in=IN_FORCE, end__lt=today)
+    )
+
+
+def sweep(now: datetime | None = None, dry_run: bool = False) -> list[tuple[str, str]]:
+    """Activate waivers whose start has come and expire those whose end has passed.
+
+    Each change is a conditional update, so two sweepers at once never
+    activate or expire a waiver twice, and a second run changes nothing.
+    """
+    now = now or clock.now()
+    today = now.date()
+    done = []
+    for pk, reference, status, start, end in due_for_clock(today).values_list(
+        "pk", "reference", "status", "start", "end"
+    ):
+        action = lifecycle.due_clock_action(status, start, end, today)
+        if action is None:
+            continue
+        if dry_run:
+            done.append((reference, action))
+            continue
+        target = lifecycle.next_status(status, action)
+        with transaction.atomic():
+            changed = Waiver.objects.filter(pk=pk, status=status).update(
+                status=target, updated_at=now
+            )
+            if changed:
+                audit.append(
+                    "system",
+                    f"waiver.{target}",
+                    None,
+                    {"from": status, "to": target, "today": today.isoformat()},
+                    object_type="waiver",
+                    object_ref=reference,
+                    at=now,
+                )
+                done.append((reference, action))
+    return done
+
+
+# -- shared guards -----------------------------------------------------------------
+
+
+def _lock(reference: str) -> Waiver:
+    try:
+        return Waiver.objects.select_for_update().get(reference=reference)
+    except Waiver.DoesNotExist:
+        raise NotFound(reference) from None
+
+
+def _next(waiver: Waiver, action: str) -> Status:
+    try:
+        return lifecycle.next_status(waiver.status, action)
+    except IllegalTransition as exc:
+        raise Denied("invalid_state", str(exc)) from None
+
+
+def _require_requester(waiver: Waiver, by: User) -> None:
+    if by.pk != waiver.requester_id and "admin" not in roles_of(by):
+        raise Denied("not_requester", "only the requester may do this")
+
+
+def _require_terminator(waiver: Waiver, by: User) -> None:
+    allowed = policy_of(waiver).document.termination.roles
+    person = ("control_owner" in allowed and by.pk == waiver.control_owner_id) or (
+        "requester" in allowed and by.pk == waiver.requester_id
+    )
+    held = roles_of(by) & (set(allowed) - {"control_owner", "requester"})
+    if not person and not held:
+        raise Denied("not_allowed", f"the policy lets {', '.join(allowed)} terminate an exception")
