@@ -38,11 +38,11 @@ UNINSTALL = {
 }
 
 
-def install(schema_editor) -> None:
-    for statement in INSTALL[schema_editor.connection.vendor]:
-        schema_editor.execute(statement)
+def install(vendor: str, execute) -> None:
+    for statement in INSTALL[vendor]:
+        execute(statement)
 
 
-def uninstall(schema_editor) -> None:
-    for statement in UNINSTALL[schema_editor.connection.vendor]:
-        schema_editor.execute(statement)
+def uninstall(vendor: str, execute) -> None:
+    for statement in UNINSTALL[vendor]:
+        execute(statement)

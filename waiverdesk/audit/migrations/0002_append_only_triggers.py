@@ -4,11 +4,11 @@ from waiverdesk.audit import triggers
 
 
 def install(apps, schema_editor):
-    triggers.install(schema_editor)
+    triggers.install(schema_editor.connection.vendor, schema_editor.execute)
 
 
 def uninstall(apps, schema_editor):
-    triggers.uninstall(schema_editor)
+    triggers.uninstall(schema_editor.connection.vendor, schema_editor.execute)
 
 
 class Migration(migrations.Migration):

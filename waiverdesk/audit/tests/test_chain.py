@@ -1,0 +1,84 @@
+"""The audit trail: append-only in the database, and any change to it is found."""
+
+import pytest
+from django.db import DatabaseError, connection, transaction
+
+from waiverdesk.audit import services as audit
+from waiverdesk.audit import triggers
+from waiverdesk.audit.models import AuditEntry, AuditHead
+from waiverdesk.testing import NOW, request_body
+from waiverdesk.waivers import services
+
+
+@pytest.fixture
+def trail(world):
+    """A short history: a request created, submitted and approved."""
+    ref = services.create(request_body(submit=True), world["rita"], now=NOW).reference
+    services.decide(ref, world["mona"], "approve", "ok", now=NOW)
+    return ref
+
+
+def as_attacker(sql: str, params=()) -> None:
+    """Drop the append-only triggers, as someone with database access would, and write."""
+    with connection.cursor() as cursor:
+        triggers.uninstall(connection.vendor, cursor.execute)
+        cursor.execute(sql, params)
+
+
+def test_an_untouched_chain_verifies_with_its_length_and_head(trail):
+    result = audit.verify()
+    head = AuditHead.objects.get()
+    assert result.ok and result.length == head.seq == AuditEntry.objects.count()
+    assert result.head == AuditEntry.objects.last().hash == head.hash
+
+
+@pytest.mark.parametrize("sql", ["UPDATE audit_entry SET actor = 'mallory'",
+                                 "DELETE FROM audit_entry"])  # fmt: skip
+def test_the_database_refuses_to_change_or_delete_entries(trail, sql):
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(sql)
+    assert audit.verify().ok
+
+
+def test_the_head_only_moves_forward(trail):
+    with pytest.raises(DatabaseError, match="only moves forward"), transaction.atomic():
+        AuditHead.objects.update(seq=1)
+
+
+@pytest.mark.parametrize(
+    "column", ["actor", "action", "object_type", "object_ref", "payload", "canonical", "hash",
+               "prev_hash"],
+)  # fmt: skip
+def test_one_changed_byte_in_any_column_is_found_and_named(trail, column):
+    victim = AuditEntry.objects.filter(object_ref=trail).order_by("seq")[1]
+    value = getattr(victim, column)
+    flipped = value[:-1] + ("0" if value[-1] != "0" else "1")
+    as_attacker(f"UPDATE audit_entry SET {column} = %s WHERE seq = %s", [flipped, victim.seq])
+    result = audit.verify()
+    assert not result.ok
+    # A changed hash is detected at the entry whose successor no longer links to it.
+    assert result.first_bad_seq in ((victim.seq, victim.seq + 1) if column == "hash" else
+                                    (victim.seq,))  # fmt: skip
+
+
+def test_a_changed_time_is_found(trail):
+    victim = AuditEntry.objects.order_by("seq")[2]
+    as_attacker("UPDATE audit_entry SET at = %s WHERE seq = %s",
+                [victim.at.replace(microsecond=victim.at.microsecond ^ 1), victim.seq])
+    assert audit.verify().first_bad_seq == victim.seq
+
+
+def test_a_deleted_entry_in_the_middle_is_found(trail):
+    as_attacker("DELETE FROM audit_entry WHERE seq = 3")
+    result = audit.verify()
+    assert (result.ok, result.first_bad_seq, result.length) == (False, 4, 2)
+    assert "entries missing" in result.reason
+
+
+def test_the_last_entries_cut_off_are_found_by_the_head(trail):
+    last = AuditEntry.objects.last().seq
+    as_attacker("DELETE FROM audit_entry WHERE seq = %s", [last])
+    result = audit.verify()
+    assert not result.ok and result.first_bad_seq == last
+

@@ -1,0 +1,88 @@
+"""Real concurrent clients on PostgreSQL: no double approval, no duplicate reference."""
+
+import threading
+from collections import Counter
+
+import pytest
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.db import connection
+
+from waiverdesk.audit import services as audit
+from waiverdesk.audit.models import AuditEntry
+from waiverdesk.core.errors import Denied
+from waiverdesk.directory import services as directory
+from waiverdesk.policies import services as policies
+from waiverdesk.testing import NOW, PEOPLE, postgres_only, request_body
+from waiverdesk.waivers import services
+from waiverdesk.waivers.models import Approval
+
+pytestmark = [postgres_only, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def committed_world():
+    policies.publish(settings.DEFAULT_POLICY_FILE.read_text())
+    for name, roles in PEOPLE.items():
+        directory.add_user(name, roles)
+    directory.add_product("AN-EDGE", "Analytics Edge", "Analytics", "low")
+    directory.add_customer("GLOBEX-002", "Globex", "AMER")
+
+
+def at_once(count: int, work) -> list:
+    """Run `work(i)` in `count` threads released together; return what each returned or raised."""
+    barrier, results = threading.Barrier(count), [None] * count
+
+    def run(i):
+        try:
+            barrier.wait()
+            results[i] = work(i)
+        except Exception as exc:  # collected and asserted on by the test
+            results[i] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def test_twenty_managers_approving_one_step_at_once_give_exactly_one_approval(committed_world):
+    managers = [directory.add_user(f"manager{i}", ["sales_manager"]) for i in range(20)]
+    ref = services.create(request_body(submit=True), User.objects.get(username="rita"),
+                          now=NOW).reference  # fmt: skip
+
+    results = at_once(20, lambda i: services.decide(ref, managers[i], "approve", now=NOW))
+
+    approvals = [r for r in results if isinstance(r, Approval)]
+    refusals = [r for r in results if isinstance(r, Denied)]
+    assert len(approvals) == 1 and len(refusals) == 19, results
+    assert {r.code for r in refusals} == {"invalid_state"}
+    assert Approval.objects.filter(waiver__reference=ref).count() == 1
+    assert services.get(ref).status == "approved"
+    actions = Counter(AuditEntry.objects.filter(object_ref=ref).values_list("action", flat=True))
+    assert actions["waiver.decided"] == 1 and actions["waiver.refused"] == 19
+    assert audit.verify().ok
+
+
+def test_concurrent_creates_get_unique_consecutive_references(committed_world):
+    rita = User.objects.get(username="rita")
+    results = at_once(20, lambda i: services.create(request_body(), rita, now=NOW).reference)
+    assert sorted(results) == [f"WVR-2027-{n:05d}" for n in range(1, 21)]
+    assert audit.verify().ok
+
+
+def test_two_sweepers_at_once_expire_each_waiver_once(committed_world):
+    rita, mona = (User.objects.get(username=n) for n in ("rita", "mona"))
+    # Three: a customer's fourth exception in a year would also need finance.
+    refs = [services.create(request_body(submit=True), rita, now=NOW).reference for _ in range(3)]
+    for ref in refs:
+        services.decide(ref, mona, "approve", now=NOW)
+    after_end = NOW.replace(month=4)
+    done = at_once(4, lambda i: services.sweep(now=after_end))
+    assert sorted(r for result in done for r, _ in result) == sorted(refs)
+    assert AuditEntry.objects.filter(action="waiver.expired").count() == 3
+    assert audit.verify().ok
