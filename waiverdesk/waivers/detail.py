@@ -143,7 +143,7 @@ _TIMELINE_KEYS = {
     "reason",
     "code",
     "message",
-    "action",
+    "attempted",
     "changed",
     "dimension",
     "new",

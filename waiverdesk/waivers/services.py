@@ -49,7 +49,7 @@ def refusals_audited(action: str):
                         by.username,
                         "waiver.refused",
                         None,
-                        {"action": action, "code": denied.code, "message": denied.message},
+                        {"attempted": action, "code": denied.code, "message": denied.message},
                         object_type="waiver",
                         object_ref=reference,
                     )

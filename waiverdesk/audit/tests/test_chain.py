@@ -64,8 +64,10 @@ def test_one_changed_byte_in_any_column_is_found_and_named(trail, column):
 
 def test_a_changed_time_is_found(trail):
     victim = AuditEntry.objects.order_by("seq")[2]
-    as_attacker("UPDATE audit_entry SET at = %s WHERE seq = %s",
-                [victim.at.replace(microsecond=victim.at.microsecond ^ 1), victim.seq])
+    as_attacker(
+        "UPDATE audit_entry SET at = %s WHERE seq = %s",
+        [victim.at.replace(microsecond=victim.at.microsecond ^ 1), victim.seq],
+    )
     assert audit.verify().first_bad_seq == victim.seq
 
 
@@ -81,4 +83,3 @@ def test_the_last_entries_cut_off_are_found_by_the_head(trail):
     as_attacker("DELETE FROM audit_entry WHERE seq = %s", [last])
     result = audit.verify()
     assert not result.ok and result.first_bad_seq == last
-

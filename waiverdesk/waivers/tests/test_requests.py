@@ -148,9 +148,9 @@ def test_every_refusal_is_audited(world):
         services.withdraw(ref, world["mona"], now=LATER)
     refusals = AuditEntry.objects.filter(object_ref=ref, action="waiver.refused")
     assert [(e.actor, e.payload) for e in refusals] == [
-        ("rita", '{"action":"decide","code":"self_approval","message":'
+        ("rita", '{"attempted":"decide","code":"self_approval","message":'
                  '"you requested this waiver, so you may not decide on it"}'),
-        ("mona", '{"action":"withdraw","code":"not_requester","message":'
+        ("mona", '{"attempted":"withdraw","code":"not_requester","message":'
                  '"only the requester may do this"}'),
     ]  # fmt: skip
     assert audit.verify().ok
@@ -202,13 +202,23 @@ def test_a_rejection_is_final(world):
 def test_conditions_are_obligations_with_owner_and_due_date(world):
     ref = services.create(request_body(submit=True), world["rita"], now=NOW).reference
     with pytest.raises(Invalid) as caught:
-        services.decide(ref, world["mona"], "approve", now=LATER,
-                        conditions=[{"text": "", "owner": "ghost", "due": "2026-01-01"}])
+        services.decide(
+            ref,
+            world["mona"],
+            "approve",
+            now=LATER,
+            conditions=[{"text": "", "owner": "ghost", "due": "2026-01-01"}],
+        )
     assert codes(caught) == {("conditions[0].text", "required"),
                              ("conditions[0].owner", "unknown_user"),
                              ("conditions[0].due", "in_past")}  # fmt: skip
-    services.decide(ref, world["mona"], "approve", now=LATER,
-                    conditions=[{"text": "Send usage report", "owner": "olga", "due": "2027-03-01"}])
+    services.decide(
+        ref,
+        world["mona"],
+        "approve",
+        now=LATER,
+        conditions=[{"text": "Send usage report", "owner": "olga", "due": "2027-03-01"}],
+    )
     (condition,) = services.get(ref).conditions.all()
     assert (condition.owner.username, str(condition.due), condition.status) == (
         "olga", "2027-03-01", "open")  # fmt: skip
@@ -267,8 +277,9 @@ def test_a_renewal_is_a_new_linked_request_with_fresh_justification(world):
     assert codes(caught) == {("justification", "required"), ("end", "required")}
     old = services.get(ref)
     with pytest.raises(Invalid) as caught:
-        services.renew(ref, world["rita"], {"end": "2027-04-30",
-                                            "justification": old.justification}, now=LATER)
+        services.renew(
+            ref, world["rita"], {"end": "2027-04-30", "justification": old.justification}, now=LATER
+        )
     assert codes(caught) == {("justification", "not_fresh")}
     fresh = {"benefit": "signature slipped to April", "customer_impact": "no outage",
              "why_not_standard": "legal review"}  # fmt: skip
@@ -353,7 +364,8 @@ def test_attachments_are_checked_and_provide_evidence(world, settings):
     attachment = services.attach(ref, world["rita"], "forecast.csv", b"month,seats\n1,80\n",
                                  "text/csv", "usage_forecast")  # fmt: skip
     assert (settings.ATTACHMENT_DIR / attachment.sha256[:2] / attachment.sha256).read_bytes() == (
-        b"month,seats\n1,80\n")
+        b"month,seats\n1,80\n"
+    )
     services.submit(ref, world["rita"], now=NOW)
     assert services.get(ref).status == "submitted"
 

@@ -1,0 +1,141 @@
+"""The `waiverdesk` command: a licensing manager's whole day from the shell."""
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from django.conf import settings
+from django.core.management import CommandError, call_command
+
+from waiverdesk.audit import triggers
+from waiverdesk.testing import big_discount_body, request_body
+from waiverdesk.waivers.models import Waiver
+
+POLICY_FILE = str(settings.DEFAULT_POLICY_FILE)
+
+
+def run(*args, stdin: str = "") -> str:
+    out = io.StringIO()
+    old_stdin = sys.stdin
+    sys.stdin = io.StringIO(stdin)
+    try:
+        call_command(*args, stdout=out)
+    finally:
+        sys.stdin = old_stdin
+    return out.getvalue().strip()
+
+
+def write(tmp_path, name: str, data) -> str:
+    path = tmp_path / name
+    path.write_text(data if isinstance(data, str) else json.dumps(data))
+    return str(path)
+
+
+def test_policy_check_accepts_the_default_and_names_the_place_of_an_error(db, tmp_path):
+    assert run("policy", "check", POLICY_FILE).startswith(f"{POLICY_FILE}: valid — 4 exception")
+    data = yaml.safe_load(Path(POLICY_FILE).read_text())
+    data["types"]["volume_discount"]["max_duration_days"] = 0
+    broken = write(tmp_path, "broken.yaml", yaml.safe_dump(data))
+    with pytest.raises(CommandError, match="types.volume_discount.max_duration_days: must be a "
+                                           "positive integer"):  # fmt: skip
+        run("policy", "check", broken)
+
+
+def test_publish_then_show_the_active_policy(db):
+    run("user", "add", "paula", "--role", "policy_admin")
+    assert run("policy", "publish", POLICY_FILE, "--as", "paula").startswith("published v1")
+    assert run("policy", "show").startswith("v1 waiverdesk default exception policy")
+    with pytest.raises(CommandError, match="identical to the active version v1"):
+        run("policy", "publish", POLICY_FILE)
+
+
+def test_simulate_reads_a_request_from_standard_input_and_saves_nothing(world):
+    result = json.loads(run("policy", "simulate", "-", stdin=json.dumps(big_discount_body())))
+    assert result["eligible"] is True and result["policy_version"] == 1
+    assert [s["tier"] for s in result["route"]][-1] == "executive"
+    assert result["risk"]["overall"] == "critical"
+    assert Waiver.objects.count() == 0
+
+
+def test_user_add_refuses_an_unknown_role(world):
+    with pytest.raises(CommandError, match="roles: no role named wizard"):
+        run("user", "add", "zed", "--role", "wizard")
+
+
+def test_a_request_through_its_life_from_the_shell(world, tmp_path):
+    body = request_body(start="2030-02-01", end="2030-03-15", submit=True)
+    ref = run("waiver", "create", write(tmp_path, "r.json", body), "--as", "rita")
+    assert ref.startswith("WVR-")
+    with pytest.raises(CommandError, match=r"denied \[self_approval\]"):
+        run("waiver", "approve", ref, "--as", "rita")
+    assert (
+        run(
+            "waiver",
+            "approve",
+            ref,
+            "--as",
+            "mona",
+            "--comment",
+            "ok",
+            "--condition",
+            "Send usage report;olga;2030-03-01",
+        )
+        == f"{ref} approved"
+    )
+    detail = json.loads(run("waiver", "show", ref))
+    assert {"reference", "status", "type", "policy_version", "risk", "route", "decision",
+            "conditions", "timeline"} <= set(detail)  # fmt: skip
+    assert detail["route"][0]["approvals"][0]["user"] == "mona"
+    assert detail["conditions"][0]["owner"] == "olga"
+    assert [e["action"] for e in detail["timeline"]] == [
+        "waiver.created",
+        "waiver.submitted",
+        "waiver.refused",
+        "waiver.decided",
+    ]
+    assert run("waiver", "terminate", ref, "--as", "olga", "--reason", "signed") == "terminated"
+    assert run("audit", "verify").startswith("audit chain verifies:")
+
+
+def test_bad_input_from_the_shell_names_every_field(world, tmp_path):
+    path = write(tmp_path, "bad.json", request_body(customer="NOPE", end="yesterday"))
+    with pytest.raises(CommandError) as caught:
+        run("waiver", "create", path, "--as", "rita")
+    assert "end: must be a date (YYYY-MM-DD) [invalid]" in str(caught.value)
+    with pytest.raises(CommandError, match="no waiver WVR-2000-00001"):
+        run("waiver", "submit", "WVR-2000-00001", "--as", "rita")
+
+
+def test_audit_verify_fails_and_names_a_tampered_entry(world):
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        triggers.uninstall(connection.vendor, cursor.execute)
+        cursor.execute("UPDATE audit_entry SET actor = 'mallory' WHERE seq = 5")
+    with pytest.raises(CommandError, match="audit chain BROKEN at entry 5"):
+        run("audit", "verify")
+
+
+def test_the_demo_has_a_request_in_every_state(db):
+    assert run("demo").startswith("demo data loaded: 13 requests")
+    states = set(Waiver.objects.values_list("status", flat=True))
+    assert states == {"draft", "submitted", "in_review", "changes_requested", "approved", "active",
+                      "rejected", "withdrawn", "expired", "terminated", "superseded"}  # fmt: skip
+    assert run("demo") == "demo data is already loaded"
+    assert run("audit", "verify").startswith("audit chain verifies:")
+
+
+def test_the_console_script_sets_up_a_fresh_data_directory(tmp_path):
+    script = Path(sys.executable).parent / "waiverdesk"
+    env = {**os.environ, "WAIVERDESK_DATA_DIR": str(tmp_path)}
+    env.pop("DATABASE_URL", None)  # the embedded default: a SQLite file in the data directory
+    for args in (["migrate", "-v0"], ["demo"], ["audit", "verify"]):
+        done = subprocess.run([script, *args], env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+    assert "audit chain verifies" in done.stdout
+    assert (tmp_path / "waiverdesk.sqlite3").exists()
