@@ -41,8 +41,9 @@ def test_policy_check_accepts_the_default_and_names_the_place_of_an_error(db, tm
     data = yaml.safe_load(Path(POLICY_FILE).read_text())
     data["types"]["volume_discount"]["max_duration_days"] = 0
     broken = write(tmp_path, "broken.yaml", yaml.safe_dump(data))
-    with pytest.raises(CommandError, match="types.volume_discount.max_duration_days: must be a "
-                                           "positive integer"):  # fmt: skip
+    with pytest.raises(
+        CommandError, match="types.volume_discount.max_duration_days: must be a positive integer"
+    ):
         run("policy", "check", broken)
 
 
@@ -88,8 +89,17 @@ def test_a_request_through_its_life_from_the_shell(world, tmp_path):
         == f"{ref} approved"
     )
     detail = json.loads(run("waiver", "show", ref))
-    assert {"reference", "status", "type", "policy_version", "risk", "route", "decision",
-            "conditions", "timeline"} <= set(detail)  # fmt: skip
+    assert {
+        "reference",
+        "status",
+        "type",
+        "policy_version",
+        "risk",
+        "route",
+        "decision",
+        "conditions",
+        "timeline",
+    } <= set(detail)
     assert detail["route"][0]["approvals"][0]["user"] == "mona"
     assert detail["conditions"][0]["owner"] == "olga"
     assert [e["action"] for e in detail["timeline"]] == [
@@ -124,8 +134,19 @@ def test_audit_verify_fails_and_names_a_tampered_entry(world):
 def test_the_demo_has_a_request_in_every_state(db):
     assert run("demo").startswith("demo data loaded: 13 requests")
     states = set(Waiver.objects.values_list("status", flat=True))
-    assert states == {"draft", "submitted", "in_review", "changes_requested", "approved", "active",
-                      "rejected", "withdrawn", "expired", "terminated", "superseded"}  # fmt: skip
+    assert states == {
+        "draft",
+        "submitted",
+        "in_review",
+        "changes_requested",
+        "approved",
+        "active",
+        "rejected",
+        "withdrawn",
+        "expired",
+        "terminated",
+        "superseded",
+    }
     assert run("demo") == "demo data is already loaded"
     assert run("audit", "verify").startswith("audit chain verifies:")
 

@@ -32,12 +32,16 @@ def test_an_untouched_chain_verifies_with_its_length_and_head(trail):
     assert result.head == AuditEntry.objects.last().hash == head.hash
 
 
-@pytest.mark.parametrize("sql", ["UPDATE audit_entry SET actor = 'mallory'",
-                                 "DELETE FROM audit_entry"])  # fmt: skip
+@pytest.mark.parametrize(
+    "sql", ["UPDATE audit_entry SET actor = 'mallory'", "DELETE FROM audit_entry"]
+)
 def test_the_database_refuses_to_change_or_delete_entries(trail, sql):
-    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute(sql)
+    with (
+        pytest.raises(DatabaseError, match="append-only"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute(sql)
     assert audit.verify().ok
 
 
@@ -47,9 +51,9 @@ def test_the_head_only_moves_forward(trail):
 
 
 @pytest.mark.parametrize(
-    "column", ["actor", "action", "object_type", "object_ref", "payload", "canonical", "hash",
-               "prev_hash"],
-)  # fmt: skip
+    "column",
+    ["actor", "action", "object_type", "object_ref", "payload", "canonical", "hash", "prev_hash"],
+)
 def test_one_changed_byte_in_any_column_is_found_and_named(trail, column):
     victim = AuditEntry.objects.filter(object_ref=trail).order_by("seq")[1]
     value = getattr(victim, column)
@@ -58,8 +62,9 @@ def test_one_changed_byte_in_any_column_is_found_and_named(trail, column):
     result = audit.verify()
     assert not result.ok
     # A changed hash is detected at the entry whose successor no longer links to it.
-    assert result.first_bad_seq in ((victim.seq, victim.seq + 1) if column == "hash" else
-                                    (victim.seq,))  # fmt: skip
+    assert result.first_bad_seq in (
+        (victim.seq, victim.seq + 1) if column == "hash" else (victim.seq,)
+    )
 
 
 def test_a_changed_time_is_found(trail):

@@ -52,8 +52,9 @@ def at_once(count: int, work) -> list:
 
 def test_twenty_managers_approving_one_step_at_once_give_exactly_one_approval(committed_world):
     managers = [directory.add_user(f"manager{i}", ["sales_manager"]) for i in range(20)]
-    ref = services.create(request_body(submit=True), User.objects.get(username="rita"),
-                          now=NOW).reference  # fmt: skip
+    ref = services.create(
+        request_body(submit=True), User.objects.get(username="rita"), now=NOW
+    ).reference
 
     results = at_once(20, lambda i: services.decide(ref, managers[i], "approve", now=NOW))
 

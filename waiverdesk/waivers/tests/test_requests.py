@@ -31,14 +31,21 @@ def test_a_request_gets_a_reference_and_the_policy_version_that_routed_it(world)
 
 
 def test_bad_input_is_refused_field_by_field_and_nothing_is_stored(world):
-    body = request_body(customer="NOPE", products=["AN-EDGE", "GHOST"], start="soon",
-                        scope={"seats": -1}, colour="red")  # fmt: skip
+    body = request_body(
+        customer="NOPE",
+        products=["AN-EDGE", "GHOST"],
+        start="soon",
+        scope={"seats": -1},
+        colour="red",
+    )
     entries = AuditEntry.objects.count()
     with pytest.raises(Invalid) as caught:
         services.create(body, world["rita"], now=NOW)
     assert codes(caught) == {
-        ("start", "invalid"), ("scope.seats", "invalid"), ("colour", "unknown_field"),
-    }  # fmt: skip
+        ("start", "invalid"),
+        ("scope.seats", "invalid"),
+        ("colour", "unknown_field"),
+    }
     with pytest.raises(Invalid) as caught:
         services.create(request_body(customer="NOPE", products=["GHOST"]), world["rita"], now=NOW)
     assert codes(caught) == {("customer", "unknown_customer"), ("products[0]", "unknown_product")}
@@ -84,17 +91,27 @@ def test_one_manager_approves_a_short_temporary_access(world):
 def test_a_big_discount_climbs_every_tier_with_two_executives_and_its_checks(world):
     ref = services.create(big_discount_body(submit=True), world["rita"], now=NOW).reference
     route = [(s.tier, s.required, s.status) for s in services.get(ref).current_route()]
-    assert route == [("manager", 1, "pending"), ("deal_desk", 1, "waiting"),
-                     ("finance", 1, "waiting"), ("legal", 1, "waiting"),
-                     ("executive", 2, "waiting")]  # fmt: skip
+    assert route == [
+        ("manager", 1, "pending"),
+        ("deal_desk", 1, "waiting"),
+        ("finance", 1, "waiting"),
+        ("legal", 1, "waiting"),
+        ("executive", 2, "waiting"),
+    ]
     for person in ("mona", "dana", "fiona", "leo", "eva"):
         services.decide(ref, world[person], "approve", now=LATER)
     assert services.get(ref).status == "in_review"
     with pytest.raises(Invalid) as caught:
         services.decide(ref, world["edgar"], "approve", now=LATER)
     assert codes(caught) == {("checks", "checks_pending")}
-    services.decide(ref, world["edgar"], "approve", "board agrees", now=LATER,
-                    checks=["contract_allows_discount", "revenue_recognition"])  # fmt: skip
+    services.decide(
+        ref,
+        world["edgar"],
+        "approve",
+        "board agrees",
+        now=LATER,
+        checks=["contract_allows_discount", "revenue_recognition"],
+    )
     waiver = services.get(ref)
     assert waiver.status == "approved"
     assert set(waiver.checks) == {"contract_allows_discount", "revenue_recognition"}
@@ -109,8 +126,9 @@ def test_a_requester_never_approves_their_own_request(world):
 
 
 def test_the_customers_account_owner_is_excluded(world):
-    ref = services.create(request_body(customer="ACME-001", submit=True), world["rita"],
-                          now=NOW).reference  # fmt: skip
+    ref = services.create(
+        request_body(customer="ACME-001", submit=True), world["rita"], now=NOW
+    ).reference
     with pytest.raises(Denied) as caught:
         services.decide(ref, world["mark"], "approve", now=LATER)
     assert caught.value.code == "conflict_of_interest"
@@ -123,8 +141,9 @@ def test_one_person_never_fills_two_steps_of_one_route(world):
     from waiverdesk.directory.services import add_user
 
     add_user("dana", ["sales_manager"])  # dana now holds two approver roles
-    ref = services.create(request_body(end="2027-05-30", submit=True), world["rita"],
-                          now=NOW).reference  # fmt: skip
+    ref = services.create(
+        request_body(end="2027-05-30", submit=True), world["rita"], now=NOW
+    ).reference
     assert [s.tier for s in services.get(ref).current_route()] == ["manager", "deal_desk"]
     directory_user = type(directory_user).objects.get(pk=directory_user.pk)
     services.decide(ref, directory_user, "approve", now=LATER)
@@ -148,24 +167,33 @@ def test_every_refusal_is_audited(world):
         services.withdraw(ref, world["mona"], now=LATER)
     refusals = AuditEntry.objects.filter(object_ref=ref, action="waiver.refused")
     assert [(e.actor, e.payload) for e in refusals] == [
-        ("rita", '{"attempted":"decide","code":"self_approval","message":'
-                 '"you requested this waiver, so you may not decide on it"}'),
-        ("mona", '{"attempted":"withdraw","code":"not_requester","message":'
-                 '"only the requester may do this"}'),
-    ]  # fmt: skip
+        (
+            "rita",
+            '{"attempted":"decide","code":"self_approval","message":'
+            '"you requested this waiver, so you may not decide on it"}',
+        ),
+        (
+            "mona",
+            '{"attempted":"withdraw","code":"not_requester","message":'
+            '"only the requester may do this"}',
+        ),
+    ]
     assert audit.verify().ok
 
 
 def test_editing_a_request_under_review_resets_its_approvals(world):
-    ref = services.create(request_body(end="2027-05-30", submit=True), world["rita"],
-                          now=NOW).reference  # fmt: skip
+    ref = services.create(
+        request_body(end="2027-05-30", submit=True), world["rita"], now=NOW
+    ).reference
     services.decide(ref, world["mona"], "approve", now=LATER)
     assert services.get(ref).status == "in_review"
     services.edit(ref, world["rita"], {"scope": {"seats": 60}}, now=LATER)
     waiver = services.get(ref)
     assert waiver.status == "submitted" and waiver.round == 2
     assert [(s.tier, s.status, s.approvals.count()) for s in waiver.current_route()] == [
-        ("manager", "pending", 0), ("deal_desk", "waiting", 0)]  # fmt: skip
+        ("manager", "pending", 0),
+        ("deal_desk", "waiting", 0),
+    ]
     edit = json.loads(AuditEntry.objects.get(object_ref=ref, action="waiver.edited").payload)
     assert edit["approvals_reset"] is True
     assert [s["seats"] for s in edit["changed"]["scope"]] == [50, 60]
@@ -179,8 +207,9 @@ def test_request_changes_returns_the_request_and_resubmission_routes_it_again(wo
         services.decide(ref, world["mona"], "request_changes", "", now=LATER)
     services.decide(ref, world["mona"], "request_changes", "add the renewal date", now=LATER)
     assert services.get(ref).status == "changes_requested"
-    services.edit(ref, world["rita"], {"justification": {"benefit": "renewal signs 15 Feb"}},
-                  now=LATER)  # fmt: skip
+    services.edit(
+        ref, world["rita"], {"justification": {"benefit": "renewal signs 15 Feb"}}, now=LATER
+    )
     services.submit(ref, world["rita"], now=LATER)
     services.decide(ref, world["mona"], "approve", now=LATER)
     assert services.get(ref).status == "approved"
@@ -191,9 +220,11 @@ def test_a_rejection_is_final(world):
     services.decide(ref, world["mona"], "reject", "buy the seats", now=LATER)
     waiver = services.get(ref)
     assert waiver.status == "rejected" and waiver.decision == "rejected"
-    for act in (lambda: services.submit(ref, world["rita"], now=LATER),
-                lambda: services.edit(ref, world["rita"], {"region": "EMEA"}, now=LATER),
-                lambda: services.withdraw(ref, world["rita"], now=LATER)):  # fmt: skip
+    for act in (
+        lambda: services.submit(ref, world["rita"], now=LATER),
+        lambda: services.edit(ref, world["rita"], {"region": "EMEA"}, now=LATER),
+        lambda: services.withdraw(ref, world["rita"], now=LATER),
+    ):
         with pytest.raises(Denied) as caught:
             act()
         assert caught.value.code == "invalid_state"
@@ -209,9 +240,11 @@ def test_conditions_are_obligations_with_owner_and_due_date(world):
             now=LATER,
             conditions=[{"text": "", "owner": "ghost", "due": "2026-01-01"}],
         )
-    assert codes(caught) == {("conditions[0].text", "required"),
-                             ("conditions[0].owner", "unknown_user"),
-                             ("conditions[0].due", "in_past")}  # fmt: skip
+    assert codes(caught) == {
+        ("conditions[0].text", "required"),
+        ("conditions[0].owner", "unknown_user"),
+        ("conditions[0].due", "in_past"),
+    }
     services.decide(
         ref,
         world["mona"],
@@ -221,7 +254,10 @@ def test_conditions_are_obligations_with_owner_and_due_date(world):
     )
     (condition,) = services.get(ref).conditions.all()
     assert (condition.owner.username, str(condition.due), condition.status) == (
-        "olga", "2027-03-01", "open")  # fmt: skip
+        "olga",
+        "2027-03-01",
+        "open",
+    )
 
 
 def test_a_reviewer_overrides_a_risk_score_with_a_rationale_and_the_route_follows(world):
@@ -249,7 +285,9 @@ def test_the_clock_activates_and_expires_exactly_once(world):
     assert services.sweep(now=NOW.replace(month=3, day=16)) == [(ref, "expire")]
     assert services.get(ref).status == "expired"
     assert [e.action for e in audit.entries_for("waiver", ref)][-2:] == [
-        "waiver.active", "waiver.expired"]  # fmt: skip
+        "waiver.active",
+        "waiver.expired",
+    ]
 
 
 def test_termination_is_for_the_control_owner_or_admin_with_a_reason(world):
@@ -281,10 +319,14 @@ def test_a_renewal_is_a_new_linked_request_with_fresh_justification(world):
             ref, world["rita"], {"end": "2027-04-30", "justification": old.justification}, now=LATER
         )
     assert codes(caught) == {("justification", "not_fresh")}
-    fresh = {"benefit": "signature slipped to April", "customer_impact": "no outage",
-             "why_not_standard": "legal review"}  # fmt: skip
-    renewal = services.renew(ref, world["rita"], {"end": "2027-04-30", "justification": fresh,
-                                                  "submit": True}, now=LATER)  # fmt: skip
+    fresh = {
+        "benefit": "signature slipped to April",
+        "customer_impact": "no outage",
+        "why_not_standard": "legal review",
+    }
+    renewal = services.renew(
+        ref, world["rita"], {"end": "2027-04-30", "justification": fresh, "submit": True}, now=LATER
+    )
     assert renewal.predecessor.reference == ref and renewal.kind == "renewal"
     assert renewal.renewal_count == 1 and str(renewal.start) == "2027-03-16"
     assert renewal.status == "submitted"
@@ -296,8 +338,9 @@ def test_a_renewal_is_a_new_linked_request_with_fresh_justification(world):
 def test_a_renewal_must_be_approved_before_the_old_exception_ends(world):
     ref = approved_access(world)
     fresh = {"benefit": "b", "customer_impact": "c", "why_not_standard": "w"}
-    renewal = services.renew(ref, world["rita"], {"end": "2027-04-30", "justification": fresh,
-                                                  "submit": True}, now=LATER).reference  # fmt: skip
+    renewal = services.renew(
+        ref, world["rita"], {"end": "2027-04-30", "justification": fresh, "submit": True}, now=LATER
+    ).reference
     after_end = NOW.replace(month=3, day=16)
     services.sweep(now=after_end)
     with pytest.raises(Denied) as caught:
@@ -308,11 +351,16 @@ def test_a_renewal_must_be_approved_before_the_old_exception_ends(world):
 def test_renewals_count_and_the_second_one_goes_to_the_executive_tier(world):
     ref = approved_access(world)
     fresh = {"benefit": "b", "customer_impact": "c", "why_not_standard": "w"}
-    first = services.renew(ref, world["rita"], {"end": "2027-04-30", "justification": fresh,
-                                                "submit": True}, now=LATER).reference  # fmt: skip
+    first = services.renew(
+        ref, world["rita"], {"end": "2027-04-30", "justification": fresh, "submit": True}, now=LATER
+    ).reference
     services.decide(first, world["mona"], "approve", now=LATER)
-    second = services.renew(first, world["rita"], {"end": "2027-05-30", "justification": {
-        **fresh, "benefit": "again"}, "submit": True}, now=LATER)  # fmt: skip
+    second = services.renew(
+        first,
+        world["rita"],
+        {"end": "2027-05-30", "justification": {**fresh, "benefit": "again"}, "submit": True},
+        now=LATER,
+    )
     assert second.renewal_count == 2
     assert "renewal_chain" in [t["name"] for t in second.triggers]
     assert "executive" in [s.tier for s in second.current_route()]
@@ -320,8 +368,9 @@ def test_renewals_count_and_the_second_one_goes_to_the_executive_tier(world):
 
 def test_an_amendment_goes_through_policy_again_and_supersedes_the_original(world):
     ref = approved_access(world)
-    amendment = services.amend(ref, world["rita"], {"scope": {"seats": 400}, "submit": True},
-                               now=LATER)  # fmt: skip
+    amendment = services.amend(
+        ref, world["rita"], {"scope": {"seats": 400}, "submit": True}, now=LATER
+    )
     assert [s.tier for s in amendment.current_route()] == ["manager"]
     assert amendment.risk["operational"] == 3
     services.decide(amendment.reference, world["mona"], "approve", now=LATER)
@@ -353,16 +402,18 @@ def test_attachments_are_checked_and_provide_evidence(world, settings):
         services.submit(ref, world["rita"], now=NOW)
     assert codes(caught) == {("evidence.usage_forecast", "required")}
     with pytest.raises(Invalid) as caught:
-        services.attach(ref, world["rita"], "f.pdf", b"MZ\x90\x00", "application/pdf",
-                        "usage_forecast")  # fmt: skip
+        services.attach(
+            ref, world["rita"], "f.pdf", b"MZ\x90\x00", "application/pdf", "usage_forecast"
+        )
     assert codes(caught) == {("file", "type_mismatch")}
     settings.ATTACHMENT_MAX_BYTES = 10
     with pytest.raises(Invalid) as caught:
         services.attach(ref, world["rita"], "f.csv", b"a,b\n" * 10, "text/csv", "usage_forecast")
     assert codes(caught) == {("file", "too_large")}
     settings.ATTACHMENT_MAX_BYTES = 1000
-    attachment = services.attach(ref, world["rita"], "forecast.csv", b"month,seats\n1,80\n",
-                                 "text/csv", "usage_forecast")  # fmt: skip
+    attachment = services.attach(
+        ref, world["rita"], "forecast.csv", b"month,seats\n1,80\n", "text/csv", "usage_forecast"
+    )
     assert (settings.ATTACHMENT_DIR / attachment.sha256[:2] / attachment.sha256).read_bytes() == (
         b"month,seats\n1,80\n"
     )
@@ -375,7 +426,8 @@ def test_an_attachment_refused_after_upload_leaves_no_file(world, settings):
     with pytest.raises(Denied):
         services.attach(ref, world["mona"], "x.txt", b"hello", "text/plain", "notes")
     assert not any(settings.ATTACHMENT_DIR.rglob("*")) or not [
-        p for p in settings.ATTACHMENT_DIR.rglob("*") if p.is_file()]  # fmt: skip
+        p for p in settings.ATTACHMENT_DIR.rglob("*") if p.is_file()
+    ]
 
 
 def test_simulation_evaluates_without_saving(world):
