@@ -1,7 +1,5 @@
 from django.db import models
 
-from waiverdesk.core.audit_chain import Entry, timestamp
-
 
 class AuditEntry(models.Model):
     """One link of the append-only, hash-chained audit trail."""
@@ -27,31 +25,18 @@ class AuditEntry(models.Model):
     def __str__(self) -> str:
         return f"#{self.seq} {self.action} {self.object_ref}"
 
-    def as_chain_entry(self) -> Entry:
-        return Entry(
-            self.seq,
-            timestamp(self.at),
-            self.actor,
-            self.action,
-            self.object_type,
-            self.object_ref,
-            self.payload,
-            self.prev_hash,
-        )
 
+class AuditCheckpoint(models.Model):
+    """The chain's length and head hash at a moment: removing or rewriting entries behind it
+    is found even if the rest of the chain is recomputed."""
 
-class AuditHead(models.Model):
-    """The chain's current length and head hash: one row, locked by every append."""
-
-    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
-    seq = models.BigIntegerField(default=0)
+    seq = models.BigIntegerField(primary_key=True, help_text="Chain length at the checkpoint.")
     hash = models.CharField(max_length=64)
+    at = models.DateTimeField()
 
     class Meta:
-        db_table = "audit_head"
-        constraints = [
-            models.CheckConstraint(condition=models.Q(id=1), name="audit_head_single_row")
-        ]
+        db_table = "audit_checkpoint"
+        ordering = ["seq"]
 
     def __str__(self) -> str:
-        return f"audit head at {self.seq}"
+        return f"checkpoint at {self.seq}"

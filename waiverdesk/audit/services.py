@@ -1,4 +1,4 @@
-"""Appending to and verifying the audit chain."""
+"""Appending to, checkpointing and verifying the audit chain."""
 
 from __future__ import annotations
 
@@ -11,17 +11,23 @@ from django.db import connection, transaction
 from waiverdesk import clock
 from waiverdesk.core.audit_chain import (
     GENESIS,
-    Entry,
+    Row,
     Verification,
+    canonical,
     entry_hash,
     payload_json,
     timestamp,
     verify_chain,
 )
 
-from .models import AuditEntry, AuditHead
+from .models import AuditCheckpoint, AuditEntry
 
-VERIFY_BATCH = 5000
+CHAIN_LOCK = 0x77616976  # the advisory lock that serialises appends on PostgreSQL
+
+# The entry's time as text in UTC, read without the ORM's date parsing: PostgreSQL
+# writes "2027-01-04 09:00:00.5+00" (the session is in UTC), SQLite holds the text
+# Django stored, "2027-01-04 09:00:00.500000".
+_AT_TEXT = {"postgresql": "at::text", "sqlite": "at || ''"}
 
 
 def append(
@@ -33,117 +39,89 @@ def append(
     object_type: str = "",
     object_ref: str = "",
     at: datetime | None = None,
-) -> AuditEntry:
-    """Append one entry; must run inside the transaction of the change it records.
+) -> tuple[int, str]:
+    """Append one entry inside the transaction of the change it records; return (seq, hash).
 
-    Locks the chain head, so concurrent writers append one after another and
-    every entry links to the one committed before it. Call it last in a
-    transaction, so the head lock is held for as short a time as possible.
+    Appends are serialised (an advisory lock on PostgreSQL, the write lock on
+    SQLite) so every entry links to the one committed before it. The lock is
+    held to the end of the transaction: call this last in it.
     """
     if not connection.in_atomic_block:
         raise RuntimeError("audit entries are appended inside the transaction they record")
     if obj is not None:
         object_type = object_type or obj._meta.model_name
         object_ref = object_ref or str(getattr(obj, "audit_ref", obj.pk))
-    head = _locked_head()
     moment = at or clock.now()
-    entry = Entry(
-        seq=head.seq + 1,
-        at=timestamp(moment),
-        actor=actor,
-        action=action,
-        object_type=object_type,
-        object_ref=object_ref,
-        payload=payload_json(payload or {}),
-        prev_hash=head.hash,
-    )
-    canonical = entry.canonical()
-    digest = entry_hash(canonical)
-    row = AuditEntry.objects.create(
-        seq=entry.seq,
-        at=moment,
-        actor=actor,
-        action=action,
-        object_type=object_type,
-        object_ref=object_ref,
-        payload=entry.payload,
-        prev_hash=entry.prev_hash,
-        hash=digest,
-        canonical=canonical,
-    )
-    AuditHead.objects.filter(pk=1).update(seq=entry.seq, hash=digest)
-    return row
-
-
-def _locked_head() -> AuditHead:
-    try:
-        return AuditHead.objects.select_for_update().get(pk=1)
-    except AuditHead.DoesNotExist:
-        # The first append ever: create the head, tolerating a concurrent first append.
-        with connection.cursor() as cursor:
+    body = payload_json(payload or {})
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # One round trip; migration audit 0003 builds the same canonical text in SQL.
             cursor.execute(
-                "INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, %s) "
-                "ON CONFLICT (id) DO NOTHING",
-                [GENESIS],
-            )
-        return AuditHead.objects.select_for_update().get(pk=1)
-
-
-def _rows() -> Iterator[tuple[Entry, str, str]]:
-    # Keyset pagination keeps memory flat on millions of entries.
-    last = 0
-    fields = (
-        "seq",
-        "at",
-        "actor",
-        "action",
-        "object_type",
-        "object_ref",
-        "payload",
-        "prev_hash",
-        "canonical",
-        "hash",
-    )
-    while True:
-        batch = list(
-            AuditEntry.objects.filter(seq__gt=last)
-            .order_by("seq")
-            .values_list(*fields)[:VERIFY_BATCH]
-        )
-        if not batch:
-            return
-        for seq, at, actor, action, otype, oref, payload, prev, canonical, digest in batch:
-            yield (
-                Entry(seq, timestamp(at), actor, action, otype, oref, payload, prev),
-                canonical,
-                digest,
-            )
-        last = batch[-1][0]
-
-
-def verify() -> Verification:
-    """Verify the whole chain, and that it ends where the head says it does."""
-    result = verify_chain(_rows())
-    if not result.ok:
-        return result
-    head = AuditHead.objects.filter(pk=1).first() or AuditHead(seq=0, hash=GENESIS)
-    if (head.seq, head.hash) != (result.length, result.head):
-        return Verification(
-            False,
-            result.length,
-            result.head,
-            result.length + 1,
-            f"the chain ends at entry {result.length}, but entries up to {head.seq} were written",
-        )
-    return result
-
-
-def entries_for(obj_type: str, ref: str) -> list[AuditEntry]:
-    """The audit entries about one object, oldest first."""
-    return list(AuditEntry.objects.filter(object_type=obj_type, object_ref=ref).order_by("seq"))
+                "SELECT * FROM audit_append(%s, %s, %s, %s, %s, %s, %s, %s)",
+                [CHAIN_LOCK, moment, timestamp(moment), actor, action, object_type, object_ref,
+                 body],
+            )  # fmt: skip
+            return cursor.fetchone()
+        # SQLite: the transaction already holds the database's write lock.
+        cursor.execute("SELECT seq, hash FROM audit_entry ORDER BY seq DESC LIMIT 1")
+        seq, prev = cursor.fetchone() or (0, GENESIS)
+        seq += 1
+        text = canonical(seq, timestamp(moment), actor, action, object_type, object_ref, prev,
+                         body)  # fmt: skip
+        digest = entry_hash(text)
+        cursor.execute(
+            "INSERT INTO audit_entry (seq, at, actor, action, object_type, object_ref, payload, "
+            "prev_hash, hash, canonical) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            [seq, connection.ops.adapt_datetimefield_value(moment), actor, action, object_type,
+             object_ref, body, prev, digest, text],
+        )  # fmt: skip
+    return seq, digest
 
 
 @transaction.atomic
-def record(actor: str, action: str, obj: Any = None, payload: dict | None = None) -> AuditEntry:
-    """Append an entry in a transaction of its own (for events with no other write)."""
-    return append(actor, action, obj, payload)
+def checkpoint(now: datetime | None = None) -> AuditCheckpoint | None:
+    """Record the chain's current length and head, unless nothing was appended since the last."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CHAIN_LOCK])
+        cursor.execute("SELECT seq, hash FROM audit_entry ORDER BY seq DESC LIMIT 1")
+        last = cursor.fetchone()
+    if last is None or AuditCheckpoint.objects.filter(seq__gte=last[0]).exists():
+        return None
+    return AuditCheckpoint.objects.create(seq=last[0], hash=last[1], at=now or clock.now())
+
+
+def _rows() -> Iterator[Row]:
+    """Every entry in order, as plain text (no ORM conversions), streamed."""
+    sql = (
+        f"SELECT seq, {_AT_TEXT[connection.vendor]}, actor, action, object_type, object_ref, "
+        "prev_hash, payload, canonical, hash FROM audit_entry ORDER BY seq"
+    )
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # COPY streams: the server keeps sending while this process hashes.
+            with cursor.copy(f"COPY ({sql}) TO STDOUT") as copy:
+                for seq, at, *rest in copy.rows():
+                    yield (int(seq), _chain_time(at), *rest)
+        else:
+            cursor.execute(sql)
+            for seq, at, *rest in cursor:
+                yield (seq, _chain_time(at), *rest)
+
+
+def _chain_time(text: str) -> str:
+    """A stored time as timestamp() writes it: "2027-01-04T09:00:00.500000Z"."""
+    text = text.removesuffix("+00")
+    base, _, fraction = text.partition(".")
+    return f"{base[:10]}T{base[11:19]}.{fraction:0<6}Z"
+
+
+def verify() -> Verification:
+    """Verify the whole chain, and that it agrees with every checkpoint."""
+    checkpoints = dict(AuditCheckpoint.objects.values_list("seq", "hash"))
+    return verify_chain(_rows(), checkpoints)
+
+
+def entries_for(object_type: str, ref: str) -> list[AuditEntry]:
+    """The audit entries about one object, oldest first."""
+    return list(AuditEntry.objects.filter(object_type=object_type, object_ref=ref).order_by("seq"))

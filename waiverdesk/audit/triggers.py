@@ -1,40 +1,33 @@
 """Database triggers that make the audit trail append-only, per engine."""
 
+TABLES = ("audit_entry", "audit_checkpoint")
 MESSAGE = "audit entries are append-only"
 
 INSTALL = {
     "sqlite": [
-        f"CREATE TRIGGER IF NOT EXISTS audit_entry_no_update BEFORE UPDATE ON audit_entry "
-        f"BEGIN SELECT RAISE(ABORT, '{MESSAGE}'); END",
-        f"CREATE TRIGGER IF NOT EXISTS audit_entry_no_delete BEFORE DELETE ON audit_entry "
-        f"BEGIN SELECT RAISE(ABORT, '{MESSAGE}'); END",
-        "CREATE TRIGGER IF NOT EXISTS audit_head_forward_only BEFORE UPDATE ON audit_head "
-        "WHEN NEW.seq <= OLD.seq "
-        "BEGIN SELECT RAISE(ABORT, 'the audit head only moves forward'); END",
+        f"CREATE TRIGGER IF NOT EXISTS {table}_no_{op.lower()} BEFORE {op} ON {table} "
+        f"BEGIN SELECT RAISE(ABORT, '{MESSAGE}'); END"
+        for table in TABLES
+        for op in ("UPDATE", "DELETE")
     ],
     "postgresql": [
-        "CREATE OR REPLACE FUNCTION audit_entry_refuse() RETURNS trigger LANGUAGE plpgsql AS $$ "
+        "CREATE OR REPLACE FUNCTION audit_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$ "
         f"BEGIN RAISE EXCEPTION '{MESSAGE}'; END $$",
-        "CREATE OR REPLACE TRIGGER audit_entry_no_update_or_delete BEFORE UPDATE OR DELETE "
-        "ON audit_entry FOR EACH ROW EXECUTE FUNCTION audit_entry_refuse()",
-        "CREATE OR REPLACE FUNCTION audit_head_refuse_rewind() RETURNS trigger LANGUAGE plpgsql "
-        "AS $$ BEGIN IF NEW.seq <= OLD.seq THEN "
-        "RAISE EXCEPTION 'the audit head only moves forward'; END IF; RETURN NEW; END $$",
-        "CREATE OR REPLACE TRIGGER audit_head_forward_only BEFORE UPDATE ON audit_head "
-        "FOR EACH ROW EXECUTE FUNCTION audit_head_refuse_rewind()",
+        *(
+            f"CREATE OR REPLACE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
+            "FOR EACH ROW EXECUTE FUNCTION audit_refuse_change()"
+            for table in TABLES
+        ),
     ],
 }
 
 UNINSTALL = {
     "sqlite": [
-        "DROP TRIGGER IF EXISTS audit_entry_no_update",
-        "DROP TRIGGER IF EXISTS audit_entry_no_delete",
-        "DROP TRIGGER IF EXISTS audit_head_forward_only",
+        f"DROP TRIGGER IF EXISTS {table}_no_{op.lower()}"
+        for table in TABLES
+        for op in ("UPDATE", "DELETE")
     ],
-    "postgresql": [
-        "DROP TRIGGER IF EXISTS audit_entry_no_update_or_delete ON audit_entry",
-        "DROP TRIGGER IF EXISTS audit_head_forward_only ON audit_head",
-    ],
+    "postgresql": [f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}" for table in TABLES],
 }
 
 

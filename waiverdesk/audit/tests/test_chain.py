@@ -5,7 +5,7 @@ from django.db import DatabaseError, connection, transaction
 
 from waiverdesk.audit import services as audit
 from waiverdesk.audit import triggers
-from waiverdesk.audit.models import AuditEntry, AuditHead
+from waiverdesk.audit.models import AuditCheckpoint, AuditEntry
 from waiverdesk.testing import NOW, request_body
 from waiverdesk.waivers import services
 
@@ -26,10 +26,10 @@ def as_attacker(sql: str, params=()) -> None:
 
 
 def test_an_untouched_chain_verifies_with_its_length_and_head(trail):
+    audit.checkpoint()
     result = audit.verify()
-    head = AuditHead.objects.get()
-    assert result.ok and result.length == head.seq == AuditEntry.objects.count()
-    assert result.head == AuditEntry.objects.last().hash == head.hash
+    assert result.ok and result.length == AuditEntry.objects.count()
+    assert result.head == AuditEntry.objects.last().hash == AuditCheckpoint.objects.get().hash
 
 
 @pytest.mark.parametrize(
@@ -45,9 +45,15 @@ def test_the_database_refuses_to_change_or_delete_entries(trail, sql):
     assert audit.verify().ok
 
 
-def test_the_head_only_moves_forward(trail):
-    with pytest.raises(DatabaseError, match="only moves forward"), transaction.atomic():
-        AuditHead.objects.update(seq=1)
+def test_checkpoints_are_append_only_too(trail):
+    audit.checkpoint()
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        AuditCheckpoint.objects.update(seq=1)
+
+
+def test_a_checkpoint_is_taken_only_when_the_chain_has_grown(trail):
+    assert audit.checkpoint().seq == AuditEntry.objects.count()
+    assert audit.checkpoint() is None
 
 
 @pytest.mark.parametrize(
@@ -79,12 +85,39 @@ def test_a_changed_time_is_found(trail):
 def test_a_deleted_entry_in_the_middle_is_found(trail):
     as_attacker("DELETE FROM audit_entry WHERE seq = 3")
     result = audit.verify()
-    assert (result.ok, result.first_bad_seq, result.length) == (False, 4, 2)
+    assert (result.ok, result.first_bad_seq, result.length) == (False, 3, 2)
     assert "entries missing" in result.reason
 
 
-def test_the_last_entries_cut_off_are_found_by_the_head(trail):
+def test_entries_cut_off_behind_a_checkpoint_are_found(trail):
+    audit.checkpoint()
     last = AuditEntry.objects.last().seq
     as_attacker("DELETE FROM audit_entry WHERE seq = %s", [last])
     result = audit.verify()
     assert not result.ok and result.first_bad_seq == last
+    assert "entries removed" in result.reason
+
+
+def test_a_chain_rewritten_from_scratch_disagrees_with_its_checkpoint(trail):
+    audit.checkpoint()
+    victim = AuditEntry.objects.get(seq=2)
+    as_attacker("DELETE FROM audit_entry WHERE seq >= 2")
+    # The attacker re-appends a doctored history: a perfectly linked chain.
+    with transaction.atomic():
+        for _ in range(AuditCheckpoint.objects.get().seq - 1):
+            audit.append(
+                "mallory", "nothing.happened", object_type="x", object_ref=victim.object_ref
+            )
+    result = audit.verify()
+    assert not result.ok and "checkpoint" in result.reason
+
+
+def test_entries_with_any_text_verify_on_every_engine(db):
+    # On PostgreSQL the database builds the canonical text; it must match Python's byte for byte.
+    awkward = 'a "quoted" \\ back\nslash\ttab \x01 é 東京 \u2028 😀 \x7f'
+    with transaction.atomic():
+        audit.append(awkward, "odd.text", None, {"note": awkward, "n": [1, 2.5, None, True]},
+                     object_type="test", object_ref=awkward)  # fmt: skip
+    entry = AuditEntry.objects.get(action="odd.text")
+    assert entry.actor == awkward and entry.object_ref == awkward
+    assert audit.verify().ok

@@ -14,6 +14,7 @@ class Command(ActionCommand):
 
     def add_actions(self, actions) -> None:
         actions.add_parser("verify", help="check the whole chain; name the first bad entry")
+        actions.add_parser("checkpoint", help="record the chain's length and head hash")
         export = actions.add_parser("export", help="write every entry as JSON lines")
         export.add_argument("--output", "-o", default="-", help="file to write; '-' for stdout")
 
@@ -26,6 +27,11 @@ class Command(ActionCommand):
                 returncode=1,
             )
         self.stdout.write(f"audit chain verifies: {result.length} entries, head {result.head}")
+
+    def do_checkpoint(self, **_) -> None:
+        taken = services.checkpoint()
+        self.stdout.write(f"checkpoint at {taken.seq}: {taken.hash}" if taken else
+                          "no new entries since the last checkpoint")  # fmt: skip
 
     def do_export(self, output: str, **_) -> None:
         out = self.stdout if output == "-" else open(output, "w")  # noqa: SIM115
