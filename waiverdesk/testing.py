@@ -45,6 +45,7 @@ def request_body(**changes):
             "customer_impact": "no outage",
             "why_not_standard": "renewal late",
         },
+        "outcomes": [{"metric": "analysts working through the renewal", "target": 50}],
         "control_owner": "olga",
     }
     for key, value in changes.items():

@@ -200,8 +200,6 @@ def load_policy(source: str) -> Policy:
             expressions[path] = compile_expression(text)
         except ExpressionError as exc:
             problems.append(f"{path}: {exc}")
-    if problems:
-        raise PolicyError(problems)
     policy = Policy(
         document=document,
         source=source,
@@ -212,7 +210,7 @@ def load_policy(source: str) -> Policy:
     # misspelt field or a type mistake is found now, not on a customer's request.
     from .evaluation import dry_run
 
-    problems = dry_run(policy)
+    problems += dry_run(policy)
     if problems:
         raise PolicyError(problems)
     return policy

@@ -44,20 +44,24 @@ def refusals_audited(action: str):
             try:
                 return fn(reference, by, *args, **kwargs)
             except Denied as denied:
-                with transaction.atomic():
-                    audit.append(
-                        by.username,
-                        "waiver.refused",
-                        None,
-                        {"attempted": action, "code": denied.code, "message": denied.message},
-                        object_type="waiver",
-                        object_ref=reference,
-                    )
+                _record_refusal(action, denied, by, reference)
                 raise
 
         return inner
 
     return wrap
+
+
+def _record_refusal(action: str, denied: Denied, by: User, reference: str) -> None:
+    with transaction.atomic():
+        audit.append(
+            by.username,
+            "waiver.refused",
+            None,
+            {"attempted": action, "code": denied.code, "message": denied.message},
+            object_type="waiver",
+            object_ref=reference,
+        )
 
 
 # -- reading ----------------------------------------------------------------
@@ -156,7 +160,11 @@ def create(data: dict[str, Any], by: User, now: datetime | None = None) -> Waive
     """Create a draft from a request body; with `"submit": true` it is submitted at once."""
     now = now or clock.now()
     resolved = intake.read(data)
-    _require_initiator(resolved.body.type, by)
+    try:
+        _require_initiator(resolved.body.type, by)
+    except Denied as denied:
+        _record_refusal("create", denied, by, "")
+        raise
     with transaction.atomic():
         waiver = _create(resolved, by, now)
         if resolved.body.submit:
@@ -238,6 +246,8 @@ def edit(reference: str, by: User, changes: dict[str, Any], now: datetime | None
         before = intake.body_of(waiver)
         body = intake.merge(before, {k: v for k, v in changes.items() if k != "submit"})
         resolved = intake.read(body)
+        if resolved.body.type != waiver.type:
+            _require_initiator(resolved.body.type, by)
         for name, value in resolved.fields().items():
             setattr(waiver, name, value)
         waiver.products.set(resolved.products)
@@ -314,6 +324,10 @@ def _start_round(waiver: Waiver, now: datetime) -> Evaluation:
                 "required",
                 "name the control owner who stays accountable for the exception",
             )
+        )
+    if not waiver.outcomes:
+        problems.append(
+            Problem("outcomes", "required", "name at least one measurable outcome (a KPI)")
         )
     if problems:
         raise Invalid(problems)
@@ -710,10 +724,7 @@ def _successor(reference, by, changes, action, kind, now) -> Waiver:
         base = intake.body_of(old)
         if kind == Waiver.Kind.RENEWAL:
             base.update(
-                start=(old.end + timedelta(days=1)).isoformat(),
-                justification={},
-                evidence={},
-                outcomes=[],
+                start=(old.end + timedelta(days=1)).isoformat(), justification={}, evidence={}
             )
             if changes["justification"] == old.justification:
                 raise Invalid(

@@ -165,3 +165,12 @@ def test_dunder_attribute_access_on_plain_data_is_refused_by_policy_check():
     policy_source = changed(lambda d: d["tiers"][4].update(when="request.__class__ == 'dict'"))
     (problem,) = problems_of(policy_source)
     assert problem.startswith("tiers[4].when: KeyError")
+
+
+def test_every_broken_condition_is_reported_at_once():
+    def break_two(d):
+        d["tiers"][1]["when"] = "request.duration_days > "
+        d["risk"]["operational"][0]["when"] = "request.scope.sets >= 1"
+
+    problems = problems_of(changed(break_two))
+    assert [p.split(":")[0] for p in problems] == ["tiers[1].when", "risk.operational[0].when"]

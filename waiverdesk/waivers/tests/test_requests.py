@@ -77,6 +77,9 @@ def test_only_the_roles_the_policy_names_may_start_a_request(world):
     with pytest.raises(Denied) as caught:
         services.create(request_body(), world["charlie"], now=NOW)
     assert caught.value.code == "not_initiator"
+    assert Waiver.objects.count() == 0
+    refusal = AuditEntry.objects.get(action="waiver.refused")
+    assert refusal.actor == "charlie" and '"attempted":"create"' in refusal.payload
 
 
 def test_one_manager_approves_a_short_temporary_access(world):
