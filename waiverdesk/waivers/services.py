@@ -462,8 +462,6 @@ def override_risk(
 
 # -- deciding -------------------------------------------------------------------
 
-_DECISION_ACTION = {"reject": "reject", "request_changes": "request_changes"}
-
 
 @refusals_audited("decide")
 def decide(
@@ -485,8 +483,7 @@ def decide(
         raise Invalid([Problem("comment", "required", "say why, so the requester can act on it")])
     with transaction.atomic():
         waiver = _lock(reference)
-        if waiver.status not in UNDER_REVIEW:
-            raise Denied("invalid_state", f"cannot decide on a waiver that is {waiver.status}")
+        _next(waiver, "approve_step" if decision == "approve" else decision)  # the state table
         step = waiver.current_route().filter(status=RouteStep.State.PENDING).first()
         policy = policy_of(waiver)
         _require_may_act(waiver, step, by, policy)
@@ -498,7 +495,7 @@ def decide(
             action = "approve_final" if step_done and later is None else "approve_step"
             _tick_checks(waiver, policy, checks or [], by, now, final=action == "approve_final")
         else:
-            action = _DECISION_ACTION[decision]
+            action = decision  # reject | request_changes
         if action == "approve_final" and waiver.kind != Waiver.Kind.NEW:
             _require_predecessor_in_force(waiver, now.date())
         previous, target = waiver.status, _next(waiver, action)
