@@ -31,7 +31,6 @@ TRANSITIONS: dict[str, tuple[frozenset[Status], Status | None]] = {
     "edit_under_review": (UNDER_REVIEW, S.SUBMITTED),  # resets the approvals
     "submit": (frozenset({S.DRAFT, S.CHANGES_REQUESTED}), S.SUBMITTED),
     "override_risk": (UNDER_REVIEW, S.SUBMITTED),  # re-routes, so approvals restart
-    "record_check": (UNDER_REVIEW, None),
     "approve_step": (UNDER_REVIEW, S.IN_REVIEW),
     "approve_final": (UNDER_REVIEW, S.APPROVED),
     "reject": (UNDER_REVIEW, S.REJECTED),
