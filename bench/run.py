@@ -51,15 +51,23 @@ def bench_evaluation(rounds: int = 5000) -> None:
         end=date(2028, 6, 30),
         scope={"seats": 1500, "quantity": 1500, "discount_pct": 35},
         financials={"list_value": 900000, "concession": 315000},
-        justification={"benefit": "b", "alternatives": "a", "customer_impact": "c",
-                       "why_not_standard": "w"},
+        justification={
+            "benefit": "b",
+            "alternatives": "a",
+            "customer_impact": "c",
+            "why_not_standard": "w",
+        },
         evidence={"business_impact_analysis": "x"},
         outcomes=({"metric": "m", "target": 1},),
-    )  # fmt: skip
+    )
     small = replace(
-        request, type="temporary_access", products=(ProductFacts("AN", "Analytics", "low"),),
-        end=date(2027, 3, 1), scope={"seats": 50}, financials={"concession": 3000},
-    )  # fmt: skip
+        request,
+        type="temporary_access",
+        products=(ProductFacts("AN", "Analytics", "low"),),
+        end=date(2027, 3, 1),
+        scope={"seats": 50},
+        financials={"concession": 3000},
+    )
     for name, facts in (("large volume discount (5 tiers)", request), ("short access", small)):
         samples = []
         for _ in range(rounds):

@@ -26,11 +26,14 @@ INSTALLED_APPS = [
     "waiverdesk.policies",
     "waiverdesk.waivers",
     "waiverdesk.audit",
+    "waiverdesk.api",
+    "waiverdesk.webhooks",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "waiverdesk.api.idempotency.IdempotencyMiddleware",
 ]
 
 ROOT_URLCONF = "waiverdesk.urls"

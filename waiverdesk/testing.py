@@ -22,6 +22,8 @@ PEOPLE = {
     "erin": ["executive"],
     "olga": ["control_owner"],
     "adam": ["admin"],
+    "ivan": ["implementer"],
+    "audrey": ["auditor"],
     "paula": ["policy_admin"],
     "charlie": [],
 }

@@ -58,23 +58,40 @@ def append(
             # One round trip; migration audit 0003 builds the same canonical text in SQL.
             cursor.execute(
                 "SELECT * FROM audit_append(%s, %s, %s, %s, %s, %s, %s, %s)",
-                [CHAIN_LOCK, moment, timestamp(moment), actor, action, object_type, object_ref,
-                 body],
-            )  # fmt: skip
+                [
+                    CHAIN_LOCK,
+                    moment,
+                    timestamp(moment),
+                    actor,
+                    action,
+                    object_type,
+                    object_ref,
+                    body,
+                ],
+            )
             return cursor.fetchone()
         # SQLite: the transaction already holds the database's write lock.
         cursor.execute("SELECT seq, hash FROM audit_entry ORDER BY seq DESC LIMIT 1")
         seq, prev = cursor.fetchone() or (0, GENESIS)
         seq += 1
-        text = canonical(seq, timestamp(moment), actor, action, object_type, object_ref, prev,
-                         body)  # fmt: skip
+        text = canonical(seq, timestamp(moment), actor, action, object_type, object_ref, prev, body)
         digest = entry_hash(text)
         cursor.execute(
             "INSERT INTO audit_entry (seq, at, actor, action, object_type, object_ref, payload, "
             "prev_hash, hash, canonical) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            [seq, connection.ops.adapt_datetimefield_value(moment), actor, action, object_type,
-             object_ref, body, prev, digest, text],
-        )  # fmt: skip
+            [
+                seq,
+                connection.ops.adapt_datetimefield_value(moment),
+                actor,
+                action,
+                object_type,
+                object_ref,
+                body,
+                prev,
+                digest,
+                text,
+            ],
+        )
     return seq, digest
 
 

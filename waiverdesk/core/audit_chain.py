@@ -37,9 +37,15 @@ def timestamp(at: datetime) -> str:
 
 
 def canonical(
-    seq: int, at: str, actor: str, action: str, object_type: str, object_ref: str,
-    prev_hash: str, payload: str,
-) -> str:  # fmt: skip
+    seq: int,
+    at: str,
+    actor: str,
+    action: str,
+    object_type: str,
+    object_ref: str,
+    prev_hash: str,
+    payload: str,
+) -> str:
     """The exact text whose SHA-256 is the entry's hash."""
     fields = (at, actor, action, object_type, object_ref, prev_hash)
     if _NEEDS_ESCAPE.search("".join(fields)) is None:
@@ -90,7 +96,12 @@ def verify_chain(rows: Iterable[Row], checkpoints: dict[int, str] | None = None)
     length = expected_seq - 1
     beyond = [n for n in checkpoints if n > length]
     if beyond:
-        return Verification(False, length, head, length + 1,
-                            f"a checkpoint recorded {max(beyond)} entries; the chain ends at "
-                            f"{length} (entries removed)")  # fmt: skip
+        return Verification(
+            False,
+            length,
+            head,
+            length + 1,
+            f"a checkpoint recorded {max(beyond)} entries; the chain ends at "
+            f"{length} (entries removed)",
+        )
     return Verification(True, length, head)

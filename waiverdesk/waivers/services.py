@@ -716,6 +716,7 @@ def _successor(reference, by, changes, action, kind, now) -> Waiver:
     with transaction.atomic():
         old = _lock(reference)
         _next(old, action)
+        _require_requester(old, by)
         if old.successors.filter(kind=kind, status__in=[*OPEN, *IN_FORCE]).exists():
             raise Denied(f"{kind}_exists", f"{old.reference} already has an open {kind}")
         base = intake.body_of(old)

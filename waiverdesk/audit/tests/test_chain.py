@@ -116,8 +116,14 @@ def test_entries_with_any_text_verify_on_every_engine(db):
     # On PostgreSQL the database builds the canonical text; it must match Python's byte for byte.
     awkward = 'a "quoted" \\ back\nslash\ttab \x01 é 東京 \u2028 😀 \x7f'
     with transaction.atomic():
-        audit.append(awkward, "odd.text", None, {"note": awkward, "n": [1, 2.5, None, True]},
-                     object_type="test", object_ref=awkward)  # fmt: skip
+        audit.append(
+            awkward,
+            "odd.text",
+            None,
+            {"note": awkward, "n": [1, 2.5, None, True]},
+            object_type="test",
+            object_ref=awkward,
+        )
     entry = AuditEntry.objects.get(action="odd.text")
     assert entry.actor == awkward and entry.object_ref == awkward
     assert audit.verify().ok

@@ -30,8 +30,11 @@ class Command(ActionCommand):
 
     def do_checkpoint(self, **_) -> None:
         taken = services.checkpoint()
-        self.stdout.write(f"checkpoint at {taken.seq}: {taken.hash}" if taken else
-                          "no new entries since the last checkpoint")  # fmt: skip
+        self.stdout.write(
+            f"checkpoint at {taken.seq}: {taken.hash}"
+            if taken
+            else "no new entries since the last checkpoint"
+        )
 
     def do_export(self, output: str, **_) -> None:
         out = self.stdout if output == "-" else open(output, "w")  # noqa: SIM115

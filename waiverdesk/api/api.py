@@ -1,0 +1,160 @@
+"""The JSON API under /api/v1/: bearer tokens, scopes, and errors that name the field."""
+
+from __future__ import annotations
+
+from django.http import Http404, HttpRequest
+from ninja import NinjaAPI, Schema
+from ninja.errors import AuthenticationError, HttpError, ValidationError
+from ninja.security import HttpBearer
+
+from waiverdesk.core.errors import Denied, Invalid
+from waiverdesk.core.policy import PolicyError
+from waiverdesk.policies.services import NoActivePolicy
+from waiverdesk.waivers.services import NotFound
+
+from . import services
+
+# Refusals because of the waiver's state, not the caller's rights.
+CONFLICTS = frozenset(
+    {"invalid_state", "nothing_pending", "renewal_exists", "amendment_exists", "predecessor_ended"}
+)
+
+
+class ErrorOut(Schema):
+    field: str | None
+    code: str
+    message: str
+
+
+class ErrorsOut(Schema):
+    errors: list[ErrorOut]
+
+
+class BearerToken(HttpBearer):
+    def authenticate(self, request: HttpRequest, token: str):
+        live = services.authenticate(token)
+        if live is not None:
+            request.user = live.user
+        return live
+
+
+class MissingScope(Exception):
+    pass
+
+
+def need(request: HttpRequest, scope: str) -> None:
+    """Refuse (403) a token that does not carry `scope`."""
+    if scope not in request.auth.scopes:
+        raise MissingScope(scope)
+
+
+api = NinjaAPI(
+    title="waiverdesk",
+    version="1",
+    urls_namespace="api",
+    auth=BearerToken(),
+    openapi_url="/openapi.json",
+    docs_url="/docs",
+)
+
+
+def errors(request, status: int, items: list[dict]):
+    return api.create_response(request, {"errors": items}, status=status)
+
+
+@api.exception_handler(Invalid)
+def _invalid(request, exc: Invalid):
+    return errors(
+        request,
+        422,
+        [{"field": p.field, "code": p.code, "message": p.message} for p in exc.problems],
+    )
+
+
+@api.exception_handler(ValidationError)
+def _schema_invalid(request, exc: ValidationError):
+    items = []
+    for error in exc.errors:
+        loc = [str(p) for p in error.get("loc", ())][2:] or ["body"]
+        field = ".".join(loc).replace(".[", "[")
+        code = {"missing": "required", "extra_forbidden": "unknown_field"}.get(
+            error.get("type", ""), "invalid"
+        )
+        items.append({"field": field, "code": code, "message": error.get("msg", "is invalid")})
+    return errors(request, 422, items)
+
+
+@api.exception_handler(Denied)
+def _denied(request, exc: Denied):
+    return errors(
+        request,
+        409 if exc.code in CONFLICTS else 403,
+        [{"field": None, "code": exc.code, "message": exc.message}],
+    )
+
+
+@api.exception_handler(MissingScope)
+def _missing_scope(request, exc: MissingScope):
+    return errors(
+        request,
+        403,
+        [
+            {
+                "field": None,
+                "code": "missing_scope",
+                "message": f"this token lacks the '{exc}' scope",
+            }
+        ],
+    )
+
+
+@api.exception_handler(AuthenticationError)
+def _unauthenticated(request, exc):
+    return errors(
+        request,
+        401,
+        [
+            {
+                "field": "Authorization",
+                "code": "unauthenticated",
+                "message": "send a live token: Authorization: Bearer …",
+            }
+        ],
+    )
+
+
+@api.exception_handler(NotFound)
+@api.exception_handler(Http404)
+def _not_found(request, exc):
+    return errors(request, 404, [{"field": None, "code": "not_found", "message": "not found"}])
+
+
+@api.exception_handler(NoActivePolicy)
+@api.exception_handler(PolicyError)
+def _policy(request, exc):
+    return errors(request, 409, [{"field": None, "code": "policy", "message": str(exc)}])
+
+
+@api.exception_handler(HttpError)
+def _http_error(request, exc: HttpError):
+    # Raised by the framework for a body that is not JSON.
+    return errors(
+        request, exc.status_code, [{"field": "body", "code": "malformed", "message": str(exc)}]
+    )
+
+
+def register_routers() -> None:
+    from waiverdesk.audit.api import router as audit_router
+    from waiverdesk.directory.api import router as directory_router
+    from waiverdesk.policies.api import router as policy_router
+    from waiverdesk.waivers.api import router as waiver_router
+    from waiverdesk.webhooks.api import router as webhook_router
+
+    api.add_router("/waivers", waiver_router)
+    api.add_router("/", policy_router)
+    api.add_router("/", directory_router)
+    api.add_router("/webhooks", webhook_router)
+    api.add_router("/audit", audit_router)
+
+
+register_routers()

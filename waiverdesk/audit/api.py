@@ -1,0 +1,31 @@
+"""/api/v1/audit/verify: anyone with a copy of the trail can check it; here the service does."""
+
+from __future__ import annotations
+
+from ninja import Router, Schema
+
+from waiverdesk.api.api import ErrorsOut, need
+from waiverdesk.core.errors import Denied
+from waiverdesk.directory.services import roles_of
+
+from . import services
+
+router = Router(tags=["audit"])
+
+
+class VerificationOut(Schema):
+    ok: bool
+    length: int
+    head: str
+    first_bad_seq: int | None
+    reason: str
+
+
+@router.get("/verify", response={200: VerificationOut, **{c: ErrorsOut for c in (401, 403)}})
+def verify(request):
+    """Whether the whole chain verifies, its length and head hash."""
+    need(request, "read")
+    if not roles_of(request.user) & {"auditor", "admin"}:
+        raise Denied("not_auditor", "only auditors and admins verify the audit trail")
+    result = services.verify()
+    return result.__dict__

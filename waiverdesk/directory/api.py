@@ -1,0 +1,89 @@
+"""/api/v1/customers and /api/v1/products: reference data, managed by admins."""
+
+from __future__ import annotations
+
+from ninja import Field, Router, Schema, Status
+
+from waiverdesk.api.api import ErrorsOut, need
+from waiverdesk.core.errors import Denied
+
+from . import services
+from .models import Customer, Product
+
+router = Router(tags=["reference data"])
+ERRORS = {code: ErrorsOut for code in (401, 403, 422)}
+
+
+class CustomerIn(Schema):
+    external_id: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=200)
+    region: str = Field("", max_length=16)
+    account_owner: str = ""
+
+
+class CustomerOut(Schema):
+    external_id: str
+    name: str
+    region: str
+    account_owner: str | None
+
+
+class ProductIn(Schema):
+    code: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=200)
+    family: str = Field(min_length=1, max_length=100)
+    risk_class: str = "low"
+
+
+class ProductOut(Schema):
+    code: str
+    name: str
+    family: str
+    risk_class: str
+
+
+def require_admin(request) -> None:
+    need(request, "admin")
+    if "admin" not in services.roles_of(request.user):
+        raise Denied("not_admin", "only admins manage reference data")
+
+
+def customer_out(c: Customer) -> dict:
+    return {
+        "external_id": c.external_id,
+        "name": c.name,
+        "region": c.region,
+        "account_owner": c.account_owner.username if c.account_owner else None,
+    }
+
+
+@router.get("/customers", response={200: list[CustomerOut], **ERRORS})
+def customers(request):
+    need(request, "read")
+    return [customer_out(c) for c in Customer.objects.select_related("account_owner")]
+
+
+@router.post("/customers", response={201: CustomerOut, **ERRORS})
+def add_customer(request, body: CustomerIn):
+    require_admin(request)
+    customer = services.add_customer(
+        body.external_id, body.name, body.region, body.account_owner, by=request.user.username
+    )
+    return Status(201, customer_out(customer))
+
+
+@router.get("/products", response={200: list[ProductOut], **ERRORS})
+def products(request):
+    need(request, "read")
+    return list(Product.objects.values("code", "name", "family", "risk_class"))
+
+
+@router.post("/products", response={201: ProductOut, **ERRORS})
+def add_product(request, body: ProductIn):
+    require_admin(request)
+    p = services.add_product(
+        body.code, body.name, body.family, body.risk_class, by=request.user.username
+    )
+    return Status(
+        201, {"code": p.code, "name": p.name, "family": p.family, "risk_class": p.risk_class}
+    )

@@ -1,0 +1,34 @@
+"""Who may see which waivers: anything else is a 404, never a hint that it exists."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import User
+from django.db.models import Exists, OuterRef, Q, QuerySet
+
+from waiverdesk.directory.services import roles_of
+
+from .models import RouteStep, Waiver
+
+READ_ALL_ROLES = frozenset({"auditor", "admin"})
+
+
+def visible_to(user: User) -> QuerySet[Waiver]:
+    """Requesters see their own, control owners what they own, approvers what is on routes
+    they may act on; auditors and admins see everything."""
+    waivers = Waiver.objects.all()
+    roles = roles_of(user)
+    if roles & READ_ALL_ROLES:
+        return waivers
+    on_my_route = RouteStep.objects.filter(waiver=OuterRef("pk"), role__in=roles)
+    return waivers.filter(Q(requester=user) | Q(control_owner=user) | Q(Exists(on_my_route)))
+
+
+def pending_for(user: User) -> QuerySet[Waiver]:
+    """Waivers whose pending step needs one of the user's roles (the user's inbox)."""
+    pending = RouteStep.objects.filter(
+        waiver=OuterRef("pk"),
+        round=OuterRef("round"),
+        status=RouteStep.State.PENDING,
+        role__in=roles_of(user),
+    )
+    return Waiver.objects.filter(Exists(pending)).exclude(requester=user)

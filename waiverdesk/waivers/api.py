@@ -1,0 +1,268 @@
+"""/api/v1/waivers: create, list, read, and every action on a waiver."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from django.http import HttpRequest
+from ninja import Field, Query, Router, Schema, Status
+from pydantic import ConfigDict
+
+from waiverdesk.api.api import ErrorsOut, need
+
+from . import access, services
+from .detail import detail
+from .intake import WaiverBody
+
+router = Router(tags=["waivers"])
+ERRORS = {code: ErrorsOut for code in (401, 403, 404, 409, 422)}
+
+
+class RiskOut(Schema):
+    financial: int
+    operational: int
+    reputational: int
+    compliance: int
+    overall: str
+
+
+class ApprovalOut(Schema):
+    user: str
+    decision: str
+    comment: str
+    at: str
+
+
+class StepOut(Schema):
+    tier: str
+    role: str
+    required: int
+    status: str
+    reasons: list[str]
+    sla_hours: int
+    approvals: list[ApprovalOut]
+
+
+class DecisionOut(Schema):
+    outcome: str
+    rationale: str
+    at: str
+    approvers: list[str]
+
+
+class ConditionOut(Schema):
+    text: str
+    owner: str
+    due: str
+    status: str
+
+
+class WaiverOut(Schema):
+    reference: str
+    status: str
+    kind: str
+    type: str
+    policy_version: int
+    requester: str
+    control_owner: str | None
+    customer: str
+    account_owner: str | None
+    products: list[str]
+    license_type: str
+    region: str
+    start: str
+    end: str
+    scope: dict[str, Any]
+    financials: dict[str, Any]
+    justification: dict[str, Any]
+    evidence: dict[str, Any]
+    outcomes: list[dict[str, Any]]
+    attachments: list[dict[str, Any]]
+    risk: RiskOut
+    risk_rules: dict[str, str]
+    risk_overrides: dict[str, Any]
+    triggers: list[dict[str, Any]]
+    checks: dict[str, Any]
+    round: int
+    route: list[StepOut]
+    decision: DecisionOut | None
+    conditions: list[ConditionOut]
+    predecessor: str | None
+    renewal_count: int
+    timeline: list[dict[str, Any]]
+
+
+class WaiverSummary(Schema):
+    reference: str
+    status: str
+    kind: str
+    type: str
+    customer: str
+    requester: str
+    start: date
+    end: date
+    risk: str | None
+
+
+class Page(Schema):
+    count: int
+    limit: int
+    offset: int
+    items: list[WaiverSummary]
+
+
+class Filters(Schema):
+    status: str | None = None
+    type: str | None = None
+    customer: str | None = None
+    product: str | None = None
+    requester: str | None = None
+    pending_for_me: bool = False
+    expiring_before: date | None = None
+    limit: int = Field(50, ge=1, le=200)
+    offset: int = Field(0, ge=0)
+
+
+class ChangesIn(Schema):
+    """Fields of the request body that change (any of them); more fields are welcome."""
+
+    model_config = ConfigDict(extra="allow")
+    start: str | None = None
+    end: str | None = None
+    scope: dict[str, Any] | None = None
+    justification: dict[str, Any] | None = None
+    submit: bool | None = None
+
+
+class ReasonIn(Schema):
+    reason: str = ""
+
+
+class ConditionIn(Schema):
+    text: str
+    owner: str
+    due: str
+
+
+class DecisionIn(Schema):
+    decision: str
+    comment: str = ""
+    conditions: list[ConditionIn] = []
+    checks: list[str] = []
+
+
+def visible(request: HttpRequest, reference: str) -> str:
+    """The reference, if the caller may see that waiver; otherwise 404, as if it did not exist."""
+    if not access.visible_to(request.user).filter(reference=reference).exists():
+        raise services.NotFound(reference)
+    return reference
+
+
+def changes(body: ChangesIn) -> dict[str, Any]:
+    return body.model_dump(exclude_unset=True)
+
+
+def shown(reference: str) -> dict[str, Any]:
+    return detail(services.get(reference))
+
+
+@router.post("", response={201: WaiverOut, **ERRORS}, summary="Create a request")
+def create(request, body: WaiverBody):
+    """Create a draft; with `"submit": true` it is submitted at once."""
+    need(request, "write")
+    waiver = services.create(body.model_dump(mode="json"), request.user)
+    return Status(201, shown(waiver.reference))
+
+
+@router.get("", response={200: Page, **ERRORS}, summary="List requests")
+def list_waivers(request, filters: Query[Filters]):
+    """The requests the caller may see, newest first, filtered and paginated."""
+    need(request, "read")
+    waivers = access.visible_to(request.user)
+    if filters.pending_for_me:
+        waivers = waivers & access.pending_for(request.user)
+    f = filters
+    conditions = {
+        "status": f.status,
+        "type": f.type,
+        "customer__external_id": f.customer,
+        "products__code": f.product,
+        "requester__username": f.requester,
+        "end__lt": f.expiring_before,
+    }
+    waivers = waivers.filter(**{k: v for k, v in conditions.items() if v is not None}).distinct()
+    page = waivers.select_related("customer", "requester").order_by("-created_at", "-id")
+    items = [
+        {
+            "reference": w.reference,
+            "status": w.status,
+            "kind": w.kind,
+            "type": w.type,
+            "customer": w.customer.external_id,
+            "requester": w.requester.username,
+            "start": w.start,
+            "end": w.end,
+            "risk": w.risk.get("overall"),
+        }
+        for w in page[f.offset : f.offset + f.limit]
+    ]
+    return {"count": waivers.count(), "limit": f.limit, "offset": f.offset, "items": items}
+
+
+@router.get("/{reference}", response={200: WaiverOut, **ERRORS}, summary="One request")
+def read(request, reference: str):
+    need(request, "read")
+    return shown(visible(request, reference))
+
+
+@router.post("/{reference}/submit", response={200: WaiverOut, **ERRORS})
+def submit(request, reference: str):
+    need(request, "write")
+    services.submit(visible(request, reference), request.user)
+    return shown(reference)
+
+
+@router.post("/{reference}/withdraw", response={200: WaiverOut, **ERRORS})
+def withdraw(request, reference: str, body: ReasonIn):
+    need(request, "write")
+    services.withdraw(visible(request, reference), request.user, body.reason)
+    return shown(reference)
+
+
+@router.post("/{reference}/terminate", response={200: WaiverOut, **ERRORS})
+def terminate(request, reference: str, body: ReasonIn):
+    need(request, "write")
+    services.terminate(visible(request, reference), request.user, body.reason)
+    return shown(reference)
+
+
+@router.post("/{reference}/renewals", response={201: WaiverOut, **ERRORS})
+def renew(request, reference: str, body: ChangesIn):
+    """A renewal: a new linked request; send a fresh `justification` and the new `end`."""
+    need(request, "write")
+    waiver = services.renew(visible(request, reference), request.user, changes(body))
+    return Status(201, shown(waiver.reference))
+
+
+@router.post("/{reference}/amendments", response={201: WaiverOut, **ERRORS})
+def amend(request, reference: str, body: ChangesIn):
+    """An amendment: the fields that change; it goes through the policy again."""
+    need(request, "write")
+    waiver = services.amend(visible(request, reference), request.user, changes(body))
+    return Status(201, shown(waiver.reference))
+
+
+@router.post("/{reference}/decisions", response={201: WaiverOut, **ERRORS})
+def decide(request, reference: str, body: DecisionIn):
+    """Approve, reject or request changes on the step the caller may act on."""
+    need(request, "decide")
+    services.decide(
+        visible(request, reference),
+        request.user,
+        body.decision,
+        body.comment,
+        [c.model_dump() for c in body.conditions],
+        body.checks,
+    )
+    return Status(201, shown(reference))
