@@ -33,6 +33,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "waiverdesk.api.api.refuse_nul_bytes",
     "waiverdesk.api.idempotency.IdempotencyMiddleware",
 ]
 

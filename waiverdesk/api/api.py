@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.http import Http404, HttpRequest
+from django.http import Http404, HttpRequest, JsonResponse
 from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.security import HttpBearer
@@ -28,6 +28,10 @@ class ErrorOut(Schema):
 
 class ErrorsOut(Schema):
     errors: list[ErrorOut]
+
+
+# Every operation documents the error statuses it may answer with, all in one shape.
+ERRORS = {code: ErrorsOut for code in (400, 401, 403, 404, 409, 422)}
 
 
 class BearerToken(HttpBearer):
@@ -158,3 +162,29 @@ def register_routers() -> None:
 
 
 register_routers()
+
+
+def refuse_nul_bytes(get_response):
+    """Middleware: text with NUL characters cannot be stored (PostgreSQL refuses it), so an
+    API request carrying one is answered 400 before anything runs."""
+
+    def middleware(request: HttpRequest):
+        if request.path.startswith("/api/") and (
+            b"\\u0000" in request.body
+            or b"\x00" in request.body
+            or "\x00" in request.path
+            or "%00" in request.META.get("QUERY_STRING", "")
+        ):
+            body = {
+                "errors": [
+                    {
+                        "field": "body",
+                        "code": "malformed",
+                        "message": "text may not contain NUL characters",
+                    }
+                ]
+            }
+            return JsonResponse(body, status=400)
+        return get_response(request)
+
+    return middleware

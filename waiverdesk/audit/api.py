@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ninja import Router, Schema
 
-from waiverdesk.api.api import ErrorsOut, need
+from waiverdesk.api.api import ERRORS, need
 from waiverdesk.core.errors import Denied
 from waiverdesk.directory.services import roles_of
 
@@ -21,7 +21,7 @@ class VerificationOut(Schema):
     reason: str
 
 
-@router.get("/verify", response={200: VerificationOut, **{c: ErrorsOut for c in (401, 403)}})
+@router.get("/verify", response={200: VerificationOut, **ERRORS})
 def verify(request):
     """Whether the whole chain verifies, its length and head hash."""
     need(request, "read")

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from ninja import Field, Router, Schema, Status
 
-from waiverdesk.api.api import ErrorsOut, need
+from waiverdesk.api.api import ERRORS, need
 from waiverdesk.core.errors import Denied
 
 from . import services
 from .models import Customer, Product
 
 router = Router(tags=["reference data"])
-ERRORS = {code: ErrorsOut for code in (401, 403, 422)}
 
 
 class CustomerIn(Schema):

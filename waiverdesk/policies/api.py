@@ -6,7 +6,7 @@ from typing import Any
 
 from ninja import Router, Schema
 
-from waiverdesk.api.api import ErrorsOut, need
+from waiverdesk.api.api import ERRORS, need
 from waiverdesk.waivers.detail import evaluation_dict
 from waiverdesk.waivers.intake import WaiverBody
 from waiverdesk.waivers.services import simulate
@@ -14,7 +14,6 @@ from waiverdesk.waivers.services import simulate
 from . import services
 
 router = Router(tags=["policy"])
-ERRORS = {code: ErrorsOut for code in (401, 403, 409, 422)}
 
 
 class TypeOut(Schema):

@@ -9,14 +9,13 @@ from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema, Status
 from pydantic import ConfigDict
 
-from waiverdesk.api.api import ErrorsOut, need
+from waiverdesk.api.api import ERRORS, need
 
 from . import access, services
 from .detail import detail
 from .intake import WaiverBody
 
 router = Router(tags=["waivers"])
-ERRORS = {code: ErrorsOut for code in (401, 403, 404, 409, 422)}
 
 
 class RiskOut(Schema):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ninja import Router, Schema, Status
 
-from waiverdesk.api.api import ErrorsOut
+from waiverdesk.api.api import ERRORS
 from waiverdesk.directory.api import require_admin
 
 from . import services
@@ -24,7 +24,7 @@ class WebhookOut(Schema):
     secret: str
 
 
-@router.post("", response={201: WebhookOut, **{c: ErrorsOut for c in (401, 403, 422)}})
+@router.post("", response={201: WebhookOut, **ERRORS})
 def register(request, body: WebhookIn):
     require_admin(request)
     hook = services.register(body.url, body.events, request.user)
