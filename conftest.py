@@ -31,3 +31,13 @@ def world(db):
     directory.add_customer("ACME-001", "Acme", "EMEA", account_owner="mark")
     directory.add_customer("GLOBEX-002", "Globex", "AMER")
     return people
+
+
+@pytest.fixture
+def committed_world(transactional_db):
+    """The world, committed, for tests where other threads or a live server must see it."""
+    policies.publish(settings.DEFAULT_POLICY_FILE.read_text())
+    for name, roles in PEOPLE.items():
+        directory.add_user(name, roles)
+    directory.add_product("AN-EDGE", "Analytics Edge", "Analytics", "low")
+    directory.add_customer("GLOBEX-002", "Globex", "AMER")

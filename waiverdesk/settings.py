@@ -61,6 +61,8 @@ USE_TZ = True
 TIME_ZONE = "UTC"
 LANGUAGE_CODE = "en"
 
+STATIC_URL = "static/"
+
 ATTACHMENT_DIR = DATA_DIR / "attachments"
 ATTACHMENT_MAX_BYTES = int(os.environ.get("WAIVERDESK_ATTACHMENT_MAX_BYTES", 10 * 1024 * 1024))
 

@@ -1,9 +1,12 @@
-"""Request bodies and people for tests and benchmarks."""
+"""Request bodies, people and helpers for tests and benchmarks."""
+
+import threading
 
 from datetime import UTC, datetime
 
 import pytest
 from django.conf import settings
+from django.db import connection
 
 NOW = datetime(2027, 1, 4, 9, 0, tzinfo=UTC)
 PEOPLE = {
@@ -78,3 +81,24 @@ postgres_only = pytest.mark.skipif(
     not settings.DATABASES["default"]["ENGINE"].endswith("postgresql"),
     reason="needs PostgreSQL (set DATABASE_URL)",
 )
+
+
+def at_once(count: int, work) -> list:
+    """Run `work(i)` in `count` threads released together; return what each returned or raised."""
+    barrier, results = threading.Barrier(count), [None] * count
+
+    def run(i):
+        try:
+            barrier.wait()
+            results[i] = work(i)
+        except Exception as exc:  # collected and asserted on by the test
+            results[i] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results

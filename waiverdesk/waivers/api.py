@@ -120,7 +120,7 @@ class Filters(Schema):
     pending_for_me: bool = False
     expiring_before: date | None = None
     limit: int = Field(50, ge=1, le=200)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=1_000_000_000)
 
 
 class ChangesIn(Schema):

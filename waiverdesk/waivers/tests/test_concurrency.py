@@ -1,53 +1,19 @@
 """Real concurrent clients on PostgreSQL: no double approval, no duplicate reference."""
 
-import threading
 from collections import Counter
 
 import pytest
-from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import connection
 
 from waiverdesk.audit import services as audit
 from waiverdesk.audit.models import AuditEntry
 from waiverdesk.core.errors import Denied
 from waiverdesk.directory import services as directory
-from waiverdesk.policies import services as policies
-from waiverdesk.testing import NOW, PEOPLE, postgres_only, request_body
+from waiverdesk.testing import NOW, at_once, postgres_only, request_body
 from waiverdesk.waivers import services
 from waiverdesk.waivers.models import Approval
 
 pytestmark = [postgres_only, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def committed_world():
-    policies.publish(settings.DEFAULT_POLICY_FILE.read_text())
-    for name, roles in PEOPLE.items():
-        directory.add_user(name, roles)
-    directory.add_product("AN-EDGE", "Analytics Edge", "Analytics", "low")
-    directory.add_customer("GLOBEX-002", "Globex", "AMER")
-
-
-def at_once(count: int, work) -> list:
-    """Run `work(i)` in `count` threads released together; return what each returned or raised."""
-    barrier, results = threading.Barrier(count), [None] * count
-
-    def run(i):
-        try:
-            barrier.wait()
-            results[i] = work(i)
-        except Exception as exc:  # collected and asserted on by the test
-            results[i] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return results
 
 
 def test_twenty_managers_approving_one_step_at_once_give_exactly_one_approval(committed_world):
