@@ -1,7 +1,6 @@
 """Request bodies, people and helpers for tests and benchmarks."""
 
 import threading
-
 from datetime import UTC, datetime
 
 import pytest
