@@ -45,7 +45,9 @@ test-postgres: venv
 
 bench: venv
 	$(BIN)/python bench/run.py --engine sqlite
-	@if $(PG_UP); then DATABASE_URL=$(PG_URL) $(BIN)/python bench/run.py --engine postgresql; fi
+	$(BIN)/python bench/api.py --engine sqlite
+	@if $(PG_UP); then DATABASE_URL=$(PG_URL) $(BIN)/python bench/run.py --engine postgresql; \
+	DATABASE_URL=$(PG_URL) $(BIN)/python bench/api.py --engine postgresql; fi
 
 clean:
 	rm -rf $(VENV) var *.egg-info

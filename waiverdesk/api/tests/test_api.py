@@ -18,14 +18,24 @@ from waiverdesk.waivers import services
 from waiverdesk.waivers.models import Waiver
 
 SPEC_BODY = {  # SPEC §7, as written
-    "type": "temporary_access", "customer": "ACME-001", "products": ["DB-ENT"],
-    "license_type": "subscription", "region": "EMEA",
-    "start": "2027-01-01", "end": "2027-03-31", "scope": {"seats": 50},
+    "type": "temporary_access",
+    "customer": "ACME-001",
+    "products": ["DB-ENT"],
+    "license_type": "subscription",
+    "region": "EMEA",
+    "start": "2027-01-01",
+    "end": "2027-03-31",
+    "scope": {"seats": 50},
     "financials": {"currency": "EUR", "list_value": 120000, "concession": 30000},
-    "justification": {"benefit": "…", "alternatives": "…", "customer_impact": "…",
-                      "why_not_standard": "…"},
-    "control_owner": "olga", "submit": True,
-}  # fmt: skip
+    "justification": {
+        "benefit": "…",
+        "alternatives": "…",
+        "customer_impact": "…",
+        "why_not_standard": "…",
+    },
+    "control_owner": "olga",
+    "submit": True,
+}
 
 
 class Api:
@@ -39,8 +49,9 @@ class Api:
         return self.client.get(path, params, **self.headers)
 
     def post(self, path, body=None, **headers):
-        return self.client.post(path, json.dumps(body or {}), content_type="application/json",
-                                **self.headers, **headers)  # fmt: skip
+        return self.client.post(
+            path, json.dumps(body or {}), content_type="application/json", **self.headers, **headers
+        )
 
 
 @pytest.fixture
@@ -51,23 +62,41 @@ def as_(world):
 def test_the_canonical_body_creates_and_submits_a_request(as_):
     response = as_("rita").post("/api/v1/waivers", SPEC_BODY)
     assert response.status_code == 422  # outcomes are needed before submission (A1)
-    assert response.json() == {"errors": [{"field": "outcomes", "code": "required",
-                                           "message": "name at least one measurable outcome "
-                                                      "(a KPI)"}]}  # fmt: skip
-    body = {**SPEC_BODY, "start": clock.now().date().isoformat(),
-            "end": (clock.now().date() + timedelta(days=80)).isoformat(),
-            "outcomes": [{"metric": "seats in use", "target": 45}]}  # fmt: skip
+    assert response.json() == {
+        "errors": [
+            {
+                "field": "outcomes",
+                "code": "required",
+                "message": "name at least one measurable outcome (a KPI)",
+            }
+        ]
+    }
+    body = {
+        **SPEC_BODY,
+        "start": clock.now().date().isoformat(),
+        "end": (clock.now().date() + timedelta(days=80)).isoformat(),
+        "outcomes": [{"metric": "seats in use", "target": 45}],
+    }
     response = as_("rita").post("/api/v1/waivers", body)
     assert response.status_code == 201, response.content
     waiver = response.json()
     assert waiver["reference"].startswith("WVR-") and waiver["status"] == "submitted"
     assert waiver["policy_version"] == 1
-    assert set(waiver["risk"]) == {"financial", "operational", "reputational", "compliance",
-                                   "overall"}  # fmt: skip
+    assert set(waiver["risk"]) == {
+        "financial",
+        "operational",
+        "reputational",
+        "compliance",
+        "overall",
+    }
     step = waiver["route"][0]
     assert {k: step[k] for k in ("tier", "role", "required", "status", "approvals")} == {
-        "tier": "manager", "role": "sales_manager", "required": 1, "status": "pending",
-        "approvals": []}  # fmt: skip
+        "tier": "manager",
+        "role": "sales_manager",
+        "required": 1,
+        "status": "pending",
+        "approvals": [],
+    }
     assert [e["action"] for e in waiver["timeline"]] == ["waiver.created", "waiver.submitted"]
 
 
@@ -81,8 +110,9 @@ def test_errors_name_every_field_and_nothing_is_stored(as_):
     response = api.post("/api/v1/waivers", request_body(end="2027-12-31", submit=True))
     assert response.status_code == 422
     assert response.json()["errors"][0]["code"] == "after_max_duration"
-    malformed = api.client.post("/api/v1/waivers", "{not json", content_type="application/json",
-                                **api.headers)  # fmt: skip
+    malformed = api.client.post(
+        "/api/v1/waivers", "{not json", content_type="application/json", **api.headers
+    )
     assert malformed.status_code == 400
     assert api.post("/api/v1/waivers", {"note": "a\u0000b"}).status_code == 400
     assert Waiver.objects.count() == 0
@@ -94,14 +124,20 @@ def test_a_decision_with_conditions_and_a_refused_one_audited(as_, world):
     assert refused.status_code == 403 and refused.json()["errors"][0]["code"] == "self_approval"
     assert AuditEntry.objects.filter(object_ref=ref, action="waiver.refused").count() == 1
     due = (clock.now().date() + timedelta(days=30)).isoformat()
-    decided = as_("mona").post(f"/api/v1/waivers/{ref}/decisions", {
-        "decision": "approve", "comment": "ok",
-        "conditions": [{"text": "Send usage report", "owner": "olga", "due": due}]})  # fmt: skip
+    decided = as_("mona").post(
+        f"/api/v1/waivers/{ref}/decisions",
+        {
+            "decision": "approve",
+            "comment": "ok",
+            "conditions": [{"text": "Send usage report", "owner": "olga", "due": due}],
+        },
+    )
     assert decided.status_code == 201
     waiver = decided.json()
     assert waiver["status"] == "approved" and waiver["decision"]["approvers"] == ["mona"]
-    assert waiver["conditions"] == [{"text": "Send usage report", "owner": "olga", "due": due,
-                                     "status": "open"}]  # fmt: skip
+    assert waiver["conditions"] == [
+        {"text": "Send usage report", "owner": "olga", "due": due, "status": "open"}
+    ]
     again = as_("mark").post(f"/api/v1/waivers/{ref}/decisions", {"decision": "approve"})
     assert again.status_code == 409 and again.json()["errors"][0]["code"] == "invalid_state"
 
@@ -136,14 +172,26 @@ def test_renewal_amendment_withdraw_and_terminate(as_, world):
     ref = services.create(request_body(submit=True), world["rita"]).reference
     services.decide(ref, world["mona"], "approve")
     rita = as_("rita")
-    renewal = rita.post(f"/api/v1/waivers/{ref}/renewals", {
-        "end": "2027-05-31", "justification": {"benefit": "slipped", "customer_impact": "c",
-                                               "why_not_standard": "w"}})  # fmt: skip
+    renewal = rita.post(
+        f"/api/v1/waivers/{ref}/renewals",
+        {
+            "end": "2027-05-31",
+            "justification": {
+                "benefit": "slipped",
+                "customer_impact": "c",
+                "why_not_standard": "w",
+            },
+        },
+    )
     assert renewal.status_code == 201 and renewal.json()["predecessor"] == ref
     amendment = rita.post(f"/api/v1/waivers/{ref}/amendments", {"scope": {"seats": 60}})
     assert amendment.status_code == 201 and amendment.json()["kind"] == "amendment"
-    assert rita.post(f"/api/v1/waivers/{renewal.json()['reference']}/withdraw",
-                     {"reason": "not needed"}).json()["status"] == "withdrawn"  # fmt: skip
+    assert (
+        rita.post(
+            f"/api/v1/waivers/{renewal.json()['reference']}/withdraw", {"reason": "not needed"}
+        ).json()["status"]
+        == "withdrawn"
+    )
     ended = as_("olga").post(f"/api/v1/waivers/{ref}/terminate", {"reason": "signed"})
     assert ended.status_code == 200 and ended.json()["status"] == "terminated"
 
@@ -152,8 +200,12 @@ def test_policy_simulate_reference_data_webhooks_and_verify(as_):
     rita, adam = as_("rita"), as_("adam", ["read", "write", "admin"])
     policy = rita.get("/api/v1/policy").json()
     assert policy["version"] == 1
-    assert {t["name"] for t in policy["types"]} == {"volume_discount", "temporary_access",
-                                                    "term_extension", "seat_overage"}  # fmt: skip
+    assert {t["name"] for t in policy["types"]} == {
+        "volume_discount",
+        "temporary_access",
+        "term_extension",
+        "seat_overage",
+    }
     result = rita.post("/api/v1/simulate", big_discount_body()).json()
     assert result["eligible"] and result["route"][-1]["tier"] == "executive"
     assert Waiver.objects.count() == 0
@@ -173,8 +225,9 @@ def test_policy_simulate_reference_data_webhooks_and_verify(as_):
         ).status_code
         == 422
     )
-    hook = adam.post("/api/v1/webhooks", {"url": "https://crm.example/hooks",
-                                          "events": ["waiver.decided"]})  # fmt: skip
+    hook = adam.post(
+        "/api/v1/webhooks", {"url": "https://crm.example/hooks", "events": ["waiver.decided"]}
+    )
     assert hook.status_code == 201 and hook.json()["secret"].startswith("whsec_")
     assert hook.json()["secret"] not in "".join(
         AuditEntry.objects.values_list("payload", flat=True)
@@ -187,16 +240,21 @@ def test_policy_simulate_reference_data_webhooks_and_verify(as_):
 def test_the_openapi_document_is_served_where_clients_look(db):
     document = Client().get("/api/openapi.json").json()
     assert document["openapi"].startswith("3.1")
-    assert {"/api/v1/waivers", "/api/v1/waivers/{reference}/decisions", "/api/v1/simulate",
-            "/api/v1/audit/verify"} <= set(document["paths"])  # fmt: skip
+    assert {
+        "/api/v1/waivers",
+        "/api/v1/waivers/{reference}/decisions",
+        "/api/v1/simulate",
+        "/api/v1/audit/verify",
+    } <= set(document["paths"])
 
 
 # -- tokens ---------------------------------------------------------------------
 
 
 def test_a_token_works_until_the_instant_it_expires(world):
-    token, raw = tokens.create_token(world["rita"], "t", expires_at=NOW + timedelta(hours=1),
-                                     now=NOW)  # fmt: skip
+    token, raw = tokens.create_token(
+        world["rita"], "t", expires_at=NOW + timedelta(hours=1), now=NOW
+    )
     just_before = NOW + timedelta(hours=1) - timedelta(microseconds=1)
     assert tokens.authenticate(raw, now=just_before) == token
     assert tokens.authenticate(raw, now=NOW + timedelta(hours=1)) is None
@@ -245,8 +303,12 @@ def test_a_retry_with_the_same_key_returns_the_first_response(as_):
 
 def test_a_retry_while_the_first_is_running_is_a_conflict(as_, world):
     api = as_("rita")
-    IdempotencyRecord.objects.create(user=world["rita"], key="k1", created_at=clock.now(),
-                                     fingerprint=_fingerprint(request_body()))  # fmt: skip
+    IdempotencyRecord.objects.create(
+        user=world["rita"],
+        key="k1",
+        created_at=clock.now(),
+        fingerprint=_fingerprint(request_body()),
+    )
     response = api.post("/api/v1/waivers", request_body(), HTTP_IDEMPOTENCY_KEY="k1")
     assert response.status_code == 409 and response.json()["errors"][0]["code"] == "in_progress"
     assert Waiver.objects.count() == 0

@@ -31,8 +31,10 @@ def post(url: str, token: str, body: dict, key: str = "") -> tuple[int, dict]:
 def test_twenty_concurrent_approvals_over_http_record_one(live_server, committed_world):
     rita = User.objects.get(username="rita")
     ref = services.create(request_body(submit=True), rita).reference
-    raws = [tokens.create_token(directory.add_user(f"manager{i}", ["sales_manager"]), "t")[1]
-            for i in range(20)]  # fmt: skip
+    raws = [
+        tokens.create_token(directory.add_user(f"manager{i}", ["sales_manager"]), "t")[1]
+        for i in range(20)
+    ]
     url = f"{live_server.url}/api/v1/waivers/{ref}/decisions"
 
     results = at_once(20, lambda i: post(url, raws[i], {"decision": "approve"}))

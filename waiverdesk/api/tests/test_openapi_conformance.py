@@ -41,18 +41,38 @@ def test_the_served_api_honours_its_openapi_document(tmp_path, database_url):
     env = {**os.environ, "WAIVERDESK_DATA_DIR": str(tmp_path), "DATABASE_URL": database_url}
 
     def waiverdesk(*args: str) -> str:
-        done = subprocess.run([BIN / "waiverdesk", *args], env=env, capture_output=True,
-                              text=True, timeout=120, check=True)  # fmt: skip
+        done = subprocess.run(
+            [BIN / "waiverdesk", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
         return done.stdout.strip()
 
     waiverdesk("migrate", "-v0")
     waiverdesk("demo")
-    token = waiverdesk("token", "create", "adam", "--scope", "read", "--scope", "write",
-                       "--scope", "decide", "--scope", "admin")  # fmt: skip
+    token = waiverdesk(
+        "token",
+        "create",
+        "adam",
+        "--scope",
+        "read",
+        "--scope",
+        "write",
+        "--scope",
+        "decide",
+        "--scope",
+        "admin",
+    )
     port = free_port()
-    server = subprocess.Popen([BIN / "waiverdesk", "serve", "--bind", f"127.0.0.1:{port}",
-                               "--workers", "2"], env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)  # fmt: skip
+    server = subprocess.Popen(
+        [BIN / "waiverdesk", "serve", "--bind", f"127.0.0.1:{port}", "--workers", "2"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         for _ in range(100):
             try:
@@ -61,15 +81,29 @@ def test_the_served_api_honours_its_openapi_document(tmp_path, database_url):
             except OSError:
                 time.sleep(0.1)
         run = subprocess.run(
-            [BIN / "schemathesis", "run", f"http://127.0.0.1:{port}/api/openapi.json",
-             "--header", f"Authorization: Bearer {token}",
-             # Not status_code_conformance: gunicorn itself answers 414 to over-long URLs.
-             "--checks", "not_a_server_error,response_schema_conformance,"
-             "content_type_conformance",
-             "--max-examples", "15", "--phases", "examples,fuzzing", "--seed", "7",
-             "--max-time", "25"],
-            env=env, capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
+            [
+                BIN / "schemathesis",
+                "run",
+                f"http://127.0.0.1:{port}/api/openapi.json",
+                "--header",
+                f"Authorization: Bearer {token}",
+                # Not status_code_conformance: gunicorn itself answers 414 to over-long URLs.
+                "--checks",
+                "not_a_server_error,response_schema_conformance,content_type_conformance",
+                "--max-examples",
+                "15",
+                "--phases",
+                "examples,fuzzing",
+                "--seed",
+                "7",
+                "--max-time",
+                "25",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert run.returncode == 0, run.stdout[:3000]
         assert "17 passed" in run.stdout
     finally:
