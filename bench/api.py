@@ -74,6 +74,12 @@ def post(url: str, token: str, payload: dict) -> tuple[int, dict, float]:
         return error.code, json.loads(error.read()), time.perf_counter() - t0
 
 
+def get(url: str) -> tuple[int, dict, float]:
+    t0 = time.perf_counter()
+    with urllib.request.urlopen(url, timeout=60) as response:
+        return response.status, json.loads(response.read()), time.perf_counter() - t0
+
+
 def run(label: str, clients: int, jobs: list, work) -> list:
     """Spread `jobs` over `clients` threads; print throughput and latency."""
     results, lock, queue = [], threading.Lock(), list(jobs)
@@ -150,6 +156,13 @@ def main() -> None:
             except OSError:
                 time.sleep(0.1)
         print(f"== API on {args.engine}, gunicorn with {args.workers} workers")
+        # The ceiling of this machine: the cheapest request the server answers.
+        run(
+            "GET /healthz (ceiling)",
+            args.clients,
+            list(range(args.requests)),
+            lambda i: get(f"http://127.0.0.1:{args.port}/healthz"),
+        )
         created = run(
             "create and submit",
             args.clients,
