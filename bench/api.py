@@ -19,6 +19,9 @@ import urllib.request
 from datetime import date, timedelta
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from waiverdesk.testing import serving  # noqa: E402
+
 BIN = Path(sys.executable).parent
 SCRATCH_DB = "waiverdesk_bench_api"
 
@@ -134,34 +137,15 @@ def main() -> None:
     waiverdesk("migrate", "-v0")
     waiverdesk("demo")
     rita, mona = waiverdesk("token", "create", "rita"), waiverdesk("token", "create", "mona")
-    server = subprocess.Popen(
-        [
-            BIN / "waiverdesk",
-            "serve",
-            "--bind",
-            f"127.0.0.1:{args.port}",
-            "--workers",
-            str(args.workers),
-        ],
-        env={**env, "WAIVERDESK_LOG_LEVEL": "WARNING"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{args.port}/api/v1"
-    try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{args.port}/healthz", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
+    with serving({**env, "WAIVERDESK_LOG_LEVEL": "WARNING"}, args.port, args.workers) as url:
+        base = f"{url}/api/v1"
         print(f"== API on {args.engine}, gunicorn with {args.workers} workers")
         # The ceiling of this machine: the cheapest request the server answers.
         run(
             "GET /healthz (ceiling)",
             args.clients,
             list(range(args.requests)),
-            lambda i: get(f"http://127.0.0.1:{args.port}/healthz"),
+            lambda i: get(f"{url}/healthz"),
         )
         created = run(
             "create and submit",
@@ -176,9 +160,6 @@ def main() -> None:
             refs,
             lambda ref: post(f"{base}/waivers/{ref}/decisions", mona, {"decision": "approve"}),
         )
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 if __name__ == "__main__":

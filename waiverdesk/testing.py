@@ -1,10 +1,16 @@
 """Request bodies, people and helpers for tests and benchmarks."""
 
+import contextlib
+import os
+import subprocess
+import sys
 import threading
+import time
+import urllib.request
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.db import connection
 
 NOW = datetime(2027, 1, 4, 9, 0, tzinfo=UTC)
@@ -77,7 +83,7 @@ def big_discount_body(**changes):
 
 
 postgres_only = pytest.mark.skipif(
-    not settings.DATABASES["default"]["ENGINE"].endswith("postgresql"),
+    not os.environ.get("DATABASE_URL", "").startswith("postgres"),
     reason="needs PostgreSQL (set DATABASE_URL)",
 )
 
@@ -101,3 +107,24 @@ def at_once(count: int, work) -> list:
     for t in threads:
         t.join()
     return results
+
+
+@contextlib.contextmanager
+def serving(env: dict[str, str], port: int, workers: int = 2):
+    """`waiverdesk serve` in a subprocess, answering on `port` until the block ends."""
+    server = subprocess.Popen(
+        [Path(sys.executable).parent / "waiverdesk", "serve", "--bind", f"127.0.0.1:{port}",
+         "--workers", str(workers)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        for _ in range(200):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -4,13 +4,13 @@ import os
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import psycopg
 import pytest
 from django.conf import settings
+
+from waiverdesk.testing import serving
 
 BIN = Path(sys.executable).parent
 SCRATCH_DB = "waiverdesk_conformance"
@@ -67,24 +67,12 @@ def test_the_served_api_honours_its_openapi_document(tmp_path, database_url):
         "admin",
     )
     port = free_port()
-    server = subprocess.Popen(
-        [BIN / "waiverdesk", "serve", "--bind", f"127.0.0.1:{port}", "--workers", "2"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
+    with serving(env, port) as url:
         run = subprocess.run(
             [
                 BIN / "schemathesis",
                 "run",
-                f"http://127.0.0.1:{port}/api/openapi.json",
+                f"{url}/api/openapi.json",
                 "--header",
                 f"Authorization: Bearer {token}",
                 # Not status_code_conformance: gunicorn itself answers 414 to over-long URLs.
@@ -106,6 +94,3 @@ def test_the_served_api_honours_its_openapi_document(tmp_path, database_url):
         )
         assert run.returncode == 0, run.stdout[:3000]
         assert "17 passed" in run.stdout
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
