@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.utils import timezone
 
 from waiverdesk import clock
 from waiverdesk.audit import services as audit
@@ -89,7 +88,7 @@ def authenticate(raw: str, now: datetime | None = None) -> ApiToken | None:
     ):
         return None
     # Written at most once a minute, so that reads stay reads.
-    if token.last_used_at is None or now - token.last_used_at > timezone.timedelta(minutes=1):
+    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
     return token
 
