@@ -58,7 +58,7 @@ api = NinjaAPI(
     urls_namespace="api",
     auth=BearerToken(),
     openapi_url="/openapi.json",
-    docs_url="/docs",
+    docs_url=None,  # the interactive docs would load Swagger UI from a CDN
 )
 
 
