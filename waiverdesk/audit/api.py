@@ -5,8 +5,7 @@ from __future__ import annotations
 from ninja import Router, Schema
 
 from waiverdesk.api.api import ERRORS, need
-from waiverdesk.core.errors import Denied
-from waiverdesk.directory.services import roles_of
+from waiverdesk.directory.services import require_role
 
 from . import services
 
@@ -25,7 +24,6 @@ class VerificationOut(Schema):
 def verify(request):
     """Whether the whole chain verifies, its length and head hash."""
     need(request, "read")
-    if not roles_of(request.user) & {"auditor", "admin"}:
-        raise Denied("not_auditor", "only auditors and admins verify the audit trail")
+    require_role(request.user, {"auditor", "admin"}, "verify the audit trail")
     result = services.verify()
     return result.__dict__

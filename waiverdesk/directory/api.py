@@ -5,7 +5,6 @@ from __future__ import annotations
 from ninja import Field, Router, Schema, Status
 
 from waiverdesk.api.api import ERRORS, need
-from waiverdesk.core.errors import Denied
 
 from . import services
 from .models import Customer, Product
@@ -43,8 +42,7 @@ class ProductOut(Schema):
 
 def require_admin(request) -> None:
     need(request, "admin")
-    if "admin" not in services.roles_of(request.user):
-        raise Denied("not_admin", "only admins manage reference data")
+    services.require_role(request.user, {"admin"}, "manage reference data")
 
 
 def customer_out(c: Customer) -> dict:

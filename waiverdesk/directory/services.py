@@ -6,7 +6,7 @@ from django.contrib.auth.models import Group, User
 from django.db import transaction
 
 from waiverdesk.audit import services as audit
-from waiverdesk.core.errors import Invalid, Problem
+from waiverdesk.core.errors import Denied, Invalid, Problem
 from waiverdesk.core.policy import FIXED_ROLES
 from waiverdesk.policies import services as policies
 
@@ -18,6 +18,12 @@ def roles_of(user: User) -> frozenset[str]:
     if not hasattr(user, "_waiverdesk_roles"):
         user._waiverdesk_roles = frozenset(user.groups.values_list("name", flat=True))
     return user._waiverdesk_roles
+
+
+def require_role(user: User, roles: set[str], what: str) -> None:
+    """Refuse (Denied) unless `user` holds one of `roles`."""
+    if not roles_of(user) & roles:
+        raise Denied("missing_role", f"only {' or '.join(sorted(roles))} may {what}")
 
 
 def known_roles() -> set[str]:

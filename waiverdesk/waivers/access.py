@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from django.contrib.auth.models import User
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
@@ -32,3 +34,30 @@ def pending_for(user: User) -> QuerySet[Waiver]:
         role__in=roles_of(user),
     )
     return Waiver.objects.filter(Exists(pending)).exclude(requester=user)
+
+
+def search(
+    user: User,
+    *,
+    status: str | None = None,
+    type: str | None = None,
+    customer: str | None = None,
+    product: str | None = None,
+    requester: str | None = None,
+    pending_for_me: bool = False,
+    expiring_before: date | None = None,
+) -> QuerySet[Waiver]:
+    """The waivers `user` may see that match every filter given, newest first."""
+    waivers = visible_to(user)
+    if pending_for_me:
+        waivers = waivers & pending_for(user)
+    conditions = {
+        "status": status,
+        "type": type,
+        "customer__external_id": customer,
+        "products__code": product,
+        "requester__username": requester,
+        "end__lt": expiring_before,
+    }
+    waivers = waivers.filter(**{k: v for k, v in conditions.items() if v is not None})
+    return waivers.distinct().select_related("customer", "requester").order_by("-created_at", "-id")

@@ -178,20 +178,8 @@ def create(request, body: WaiverBody):
 def list_waivers(request, filters: Query[Filters]):
     """The requests the caller may see, newest first, filtered and paginated."""
     need(request, "read")
-    waivers = access.visible_to(request.user)
-    if filters.pending_for_me:
-        waivers = waivers & access.pending_for(request.user)
     f = filters
-    conditions = {
-        "status": f.status,
-        "type": f.type,
-        "customer__external_id": f.customer,
-        "products__code": f.product,
-        "requester__username": f.requester,
-        "end__lt": f.expiring_before,
-    }
-    waivers = waivers.filter(**{k: v for k, v in conditions.items() if v is not None}).distinct()
-    page = waivers.select_related("customer", "requester").order_by("-created_at", "-id")
+    waivers = access.search(request.user, **f.model_dump(exclude={"limit", "offset"}))
     items = [
         {
             "reference": w.reference,
@@ -204,7 +192,7 @@ def list_waivers(request, filters: Query[Filters]):
             "end": w.end,
             "risk": w.risk.get("overall"),
         }
-        for w in page[f.offset : f.offset + f.limit]
+        for w in waivers[f.offset : f.offset + f.limit]
     ]
     return {"count": waivers.count(), "limit": f.limit, "offset": f.offset, "items": items}
 
