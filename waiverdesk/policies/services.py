@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 
@@ -21,19 +19,20 @@ class NoActivePolicy(Exception):
         return "no policy is published yet: run `waiverdesk policy publish FILE`"
 
 
-@lru_cache(maxsize=32)
-def _compiled(sha256: str, document: str) -> Policy:
-    # Keyed by digest: a version's text never changes, so it is compiled once per process.
-    return load_policy(document)
+# Keyed by digest: a version's text never changes, so it is compiled once per process.
+_compiled: dict[str, Policy] = {}
 
 
 def compiled(version: PolicyVersion) -> Policy:
-    """The validated, compiled policy of `version`."""
-    return _compiled(version.sha256, version.document)
+    """The validated, compiled policy of `version` (its text is read only on the first call)."""
+    policy = _compiled.get(version.sha256)
+    if policy is None:
+        policy = _compiled[version.sha256] = load_policy(version.document)
+    return policy
 
 
 def active_version() -> PolicyVersion:
-    version = PolicyVersion.objects.filter(is_active=True).first()
+    version = PolicyVersion.objects.filter(is_active=True).defer("document").first()
     if version is None:
         raise NoActivePolicy()
     return version

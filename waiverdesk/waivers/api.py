@@ -171,7 +171,7 @@ def create(request, body: WaiverBody):
     """Create a draft; with `"submit": true` it is submitted at once."""
     need(request, "write")
     waiver = services.create(body.model_dump(mode="json"), request.user)
-    return Status(201, shown(waiver.reference))
+    return Status(201, detail(waiver))
 
 
 @router.get("", response={200: Page, **ERRORS}, summary="List requests")
@@ -229,7 +229,7 @@ def renew(request, reference: str, body: ChangesIn):
     """A renewal: a new linked request; send a fresh `justification` and the new `end`."""
     need(request, "write")
     waiver = services.renew(visible(request, reference), request.user, changes(body))
-    return Status(201, shown(waiver.reference))
+    return Status(201, detail(waiver))
 
 
 @router.post("/{reference}/amendments", response={201: WaiverOut, **ERRORS})
@@ -237,14 +237,14 @@ def amend(request, reference: str, body: ChangesIn):
     """An amendment: the fields that change; it goes through the policy again."""
     need(request, "write")
     waiver = services.amend(visible(request, reference), request.user, changes(body))
-    return Status(201, shown(waiver.reference))
+    return Status(201, detail(waiver))
 
 
 @router.post("/{reference}/decisions", response={201: WaiverOut, **ERRORS})
 def decide(request, reference: str, body: DecisionIn):
     """Approve, reject or request changes on the step the caller may act on."""
     need(request, "decide")
-    services.decide(
+    approval = services.decide(
         visible(request, reference),
         request.user,
         body.decision,
@@ -252,4 +252,4 @@ def decide(request, reference: str, body: DecisionIn):
         [c.model_dump() for c in body.conditions],
         body.checks,
     )
-    return Status(201, shown(reference))
+    return Status(201, detail(approval.waiver))

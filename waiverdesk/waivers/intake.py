@@ -131,12 +131,17 @@ def read(data: dict[str, Any]) -> Resolved:
     return Resolved(body, customer, [found[c] for c in body.products], control_owner)
 
 
-def body_of(waiver) -> dict[str, Any]:
-    """A waiver written back as a request body, to merge changes into."""
+def body_of(waiver, products=None) -> dict[str, Any]:
+    """A waiver written back as a request body, to merge changes into.
+
+    `products` are the waiver's products when the caller already holds them.
+    """
+    if products is None:
+        products = waiver.products.all()
     return {
         "type": waiver.type,
         "customer": waiver.customer.external_id,
-        "products": sorted(p.code for p in waiver.products.all()),
+        "products": sorted(p.code for p in products),
         "license_type": waiver.license_type,
         "region": waiver.region,
         "start": waiver.start.isoformat(),

@@ -67,11 +67,16 @@ def _record_refusal(action: str, denied: Denied, by: User, reference: str) -> No
 # -- reading ----------------------------------------------------------------
 
 
+def _with_parties(waivers):
+    """Waivers with the people, customer and policy version that every view shows."""
+    return waivers.select_related(
+        "customer__account_owner", "requester", "control_owner", "policy_version"
+    ).defer("policy_version__document")
+
+
 def get(reference: str) -> Waiver:
     try:
-        return Waiver.objects.select_related(
-            "customer__account_owner", "requester", "control_owner", "policy_version"
-        ).get(reference=reference)
+        return _with_parties(Waiver.objects).get(reference=reference)
     except Waiver.DoesNotExist:
         raise NotFound(reference) from None
 
@@ -160,15 +165,14 @@ def create(data: dict[str, Any], by: User, now: datetime | None = None) -> Waive
     """Create a draft from a request body; with `"submit": true` it is submitted at once."""
     now = now or clock.now()
     resolved = intake.read(data)
+    version = policies.active_version()
     try:
-        _require_initiator(resolved.body.type, by)
+        _require_initiator(resolved.body.type, by, version)
     except Denied as denied:
         _record_refusal("create", denied, by, "")
         raise
     with transaction.atomic():
-        waiver = _create(resolved, by, now)
-        if resolved.body.submit:
-            _submit(waiver, by, now)
+        waiver = _create(resolved, by, now, version=version, submit=resolved.body.submit)
     return waiver
 
 
@@ -178,8 +182,11 @@ def _create(
     now: datetime,
     predecessor: Waiver | None = None,
     kind: str = Waiver.Kind.NEW,
+    version=None,
+    submit: bool = False,
 ) -> Waiver:
-    version = policies.active_version()
+    """Store a new draft (and, with `submit`, submit it: one evaluation serves both)."""
+    version = version or policies.active_version()
     waiver = Waiver(
         reference=next_reference(now.year),
         kind=kind,
@@ -194,10 +201,12 @@ def _create(
         updated_at=now,
         **resolved.fields(),
     )
-    policy = policies.compiled(version)
-    _store_evaluation(waiver, evaluate_waiver(waiver, policy, now, resolved.products))
+    evaluation = evaluate_waiver(waiver, policies.compiled(version), now, resolved.products)
+    _store_evaluation(waiver, evaluation)
     waiver.save()
-    waiver.products.set(resolved.products)
+    Waiver.products.through.objects.bulk_create(
+        Waiver.products.through(waiver=waiver, product=p) for p in resolved.products
+    )
     audit.append(
         by.username,
         "waiver.created",
@@ -209,15 +218,17 @@ def _create(
             "type": waiver.type,
             "customer": waiver.customer.external_id,
             "predecessor": predecessor.reference if predecessor else None,
-            "body": intake.body_of(waiver),
+            "body": intake.body_of(waiver, resolved.products),
         },
         at=now,
     )
+    if submit:
+        _submit(waiver, by, now, version, evaluation)
     return waiver
 
 
-def _require_initiator(type_name: str, by: User) -> None:
-    policy = policies.compiled(policies.active_version())
+def _require_initiator(type_name: str, by: User, version=None) -> None:
+    policy = policies.compiled(version or policies.active_version())
     exception_type = policy.types.get(type_name)
     if exception_type is None:
         known = ", ".join(sorted(policy.types))
@@ -288,10 +299,10 @@ def submit(reference: str, by: User, now: datetime | None = None) -> Waiver:
     return waiver
 
 
-def _submit(waiver: Waiver, by: User, now: datetime) -> None:
+def _submit(waiver: Waiver, by: User, now: datetime, version=None, evaluation=None) -> None:
     previous = waiver.status
     target = _next(waiver, "submit")
-    evaluation = _start_round(waiver, now)
+    evaluation = _start_round(waiver, now, version, evaluation)
     waiver.status, waiver.submitted_at, waiver.updated_at = target, now, now
     waiver.save()
     audit.append(
@@ -311,11 +322,16 @@ def _submit(waiver: Waiver, by: User, now: datetime) -> None:
     )
 
 
-def _start_round(waiver: Waiver, now: datetime) -> Evaluation:
-    """Route the request afresh under the active policy; earlier approvals no longer count."""
-    version = policies.active_version()
+def _start_round(
+    waiver: Waiver, now: datetime, version=None, evaluation: Evaluation | None = None
+) -> Evaluation:
+    """Route the request afresh under the active policy; earlier approvals no longer count.
+
+    `evaluation` is the waiver's evaluation under `version` when the caller has just made it.
+    """
+    version = version or policies.active_version()
     policy = policies.compiled(version)
-    evaluation = evaluate_waiver(waiver, policy, now)
+    evaluation = evaluation or evaluate_waiver(waiver, policy, now)
     problems = list(evaluation.problems)
     if waiver.control_owner is None:
         problems.append(
@@ -484,13 +500,14 @@ def decide(
     with transaction.atomic():
         waiver = _lock(reference)
         _next(waiver, "approve_step" if decision == "approve" else decision)  # the state table
-        step = waiver.current_route().filter(status=RouteStep.State.PENDING).first()
+        route = list(waiver.current_route())
+        step = next((s for s in route if s.status == RouteStep.State.PENDING), None)
         policy = policy_of(waiver)
         _require_may_act(waiver, step, by, policy)
         new_conditions = _read_conditions(conditions or [], now.date())
         given = step.approvals.filter(decision="approve").count() + (decision == "approve")
         step_done = decision == "approve" and given >= step.required
-        later = waiver.current_route().filter(position__gt=step.position).first()
+        later = next((s for s in route if s.position > step.position), None)
         if decision == "approve":
             action = "approve_final" if step_done and later is None else "approve_step"
             _tick_checks(waiver, policy, checks or [], by, now, final=action == "approve_final")
@@ -738,9 +755,7 @@ def _successor(reference, by, changes, action, kind, now) -> Waiver:
         _require_initiator(resolved.body.type, by)
         if resolved.body.type != old.type:
             raise Invalid([Problem("type", "invalid", f"a {kind} keeps the type {old.type}")])
-        waiver = _create(resolved, by, now, predecessor=old, kind=kind)
-        if resolved.body.submit:
-            _submit(waiver, by, now)
+        waiver = _create(resolved, by, now, predecessor=old, kind=kind, submit=resolved.body.submit)
     return waiver
 
 
@@ -848,8 +863,11 @@ def sweep(now: datetime | None = None, dry_run: bool = False) -> list[tuple[str,
 
 
 def _lock(reference: str) -> Waiver:
+    """The waiver, its row locked until the transaction ends (its related rows are not)."""
     try:
-        return Waiver.objects.select_for_update().get(reference=reference)
+        return _with_parties(Waiver.objects.select_for_update(of=("self",))).get(
+            reference=reference
+        )
     except Waiver.DoesNotExist:
         raise NotFound(reference) from None
 
