@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PG_URL ?= postgres://postgres@127.0.0.1:5432/test
 PG_UP = $(BIN)/python -c "import socket; socket.create_connection(('127.0.0.1', 5432), 2)" 2>/dev/null
 
-.PHONY: venv run test test-sqlite test-postgres lint format bench clean
+.PHONY: venv run test test-sqlite test-postgres lint format bench clean chromium screenshots
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,12 @@ run: venv
 	$(BIN)/waiverdesk demo
 	$(BIN)/waiverdesk serve
 
+# The browser tests drive Debian's chromium; install it when the machine lacks it.
+chromium:
+	@command -v chromium >/dev/null || { \
+	  SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium; }
+
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -28,7 +34,7 @@ format: venv
 	$(BIN)/ruff format .
 
 # The whole suite on SQLite, then again on PostgreSQL when it answers.
-test: lint
+test: lint chromium
 	WAIVERDESK_DATA_DIR=$$(mktemp -d) DATABASE_URL=sqlite:///:memory: $(BIN)/waiverdesk check --fail-level WARNING
 	WAIVERDESK_DATA_DIR=$$(mktemp -d) DATABASE_URL=sqlite:///:memory: $(BIN)/waiverdesk makemigrations --check --dry-run
 	@$(MAKE) --no-print-directory test-sqlite
@@ -48,6 +54,10 @@ bench: venv
 	$(BIN)/python bench/api.py --engine sqlite
 	@if $(PG_UP); then DATABASE_URL=$(PG_URL) $(BIN)/python bench/run.py --engine postgresql; \
 	DATABASE_URL=$(PG_URL) $(BIN)/python bench/api.py --engine postgresql; fi
+
+# The README's pictures, taken from the real pages with the demo data.
+screenshots: venv chromium
+	$(BIN)/python docs/screenshots.py
 
 clean:
 	rm -rf $(VENV) var *.egg-info

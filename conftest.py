@@ -6,12 +6,19 @@ finance, leo is legal, eva and edgar are executives, olga is a control owner,
 adam is an admin, and charlie has no role at all.
 """
 
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
 import pytest
 from django.conf import settings
 
 from waiverdesk.directory import services as directory
 from waiverdesk.policies import services as policies
-from waiverdesk.testing import PEOPLE
+from waiverdesk.testing import PEOPLE, serving
 
 
 @pytest.fixture(autouse=True)
@@ -41,3 +48,51 @@ def committed_world(transactional_db):
         directory.add_user(name, roles)
     directory.add_product("AN-EDGE", "Analytics Edge", "Analytics", "low")
     directory.add_customer("GLOBEX-002", "Globex", "AMER")
+
+
+class Served:
+    """`waiverdesk serve` on a scratch database of the engine under test, with the demo data."""
+
+    def __init__(self, env: dict[str, str]):
+        self.env = env
+
+    def waiverdesk(self, *args: str) -> str:
+        """Run a `waiverdesk` command against the served database; its standard output."""
+        done = subprocess.run(
+            [Path(sys.executable).parent / "waiverdesk", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        return done.stdout.strip()
+
+
+@pytest.fixture
+def served(tmp_path):
+    """The app served for real (the demo loaded) on a scratch SQLite file or PostgreSQL
+    database; yields (Served, base URL)."""
+    url = os.environ.get("DATABASE_URL", "")
+    scratch = f"waiverdesk_served_{os.getpid()}"
+    postgres = settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
+    if postgres:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {scratch} WITH (FORCE)")
+            conn.execute(f"CREATE DATABASE {scratch}")
+        database_url = url.rsplit("/", 1)[0] + f"/{scratch}"
+    else:
+        database_url = f"sqlite:///{tmp_path / 'served.sqlite3'}"
+    app = Served({**os.environ, "WAIVERDESK_DATA_DIR": str(tmp_path), "DATABASE_URL": database_url})
+    app.waiverdesk("migrate", "-v0")
+    app.waiverdesk("demo")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    try:
+        with serving(app.env, port) as base:
+            yield app, base
+    finally:
+        if postgres:
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute(f"DROP DATABASE IF EXISTS {scratch} WITH (FORCE)")

@@ -1,8 +1,12 @@
+from django.contrib.auth import views as auth
 from django.http import JsonResponse
 from django.urls import path
 
-from waiverdesk import health
+from waiverdesk import health, web
+from waiverdesk.api import views as tokens
 from waiverdesk.api.api import api
+from waiverdesk.policies import views as policy
+from waiverdesk.waivers import views as waivers
 
 
 def openapi(request):
@@ -14,4 +18,26 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("api/v1/", api.urls),
     path("api/openapi.json", openapi, name="openapi"),
+    # The web UI
+    path("", web.home, name="home"),
+    path("sign-in/", auth.LoginView.as_view(template_name="sign_in.html"), name="sign-in"),
+    path("sign-out/", auth.LogoutView.as_view(next_page="sign-in"), name="sign-out"),
+    path("requests/", waivers.my_requests, name="my-requests"),
+    path("requests/new/", waivers.new_request, name="new-request"),
+    path("requests/new/<slug:type_name>/", waivers.request_form_page, name="request-form"),
+    path("requests/new/<slug:type_name>/preview", waivers.preview, name="preview"),
+    path("requests/<str:reference>/", waivers.waiver_page, name="waiver"),
+    path(
+        "requests/<str:reference>/edit/<slug:type_name>/",
+        waivers.request_form_page,
+        name="edit-request",
+    ),
+    path("requests/<str:reference>/<slug:action>", waivers.act, name="act"),
+    path("inbox/", waivers.inbox, name="inbox"),
+    path("dashboard/", waivers.dashboard, name="dashboard"),
+    path("policy/", policy.policy_page, name="policy"),
+    path("policy/versions/", policy.history, name="policy-history"),
+    path("policy/diff/<int:old>/<int:new>/", policy.diff, name="policy-diff"),
+    path("tokens/", tokens.tokens, name="tokens"),
+    path("tokens/<int:pk>/revoke", tokens.revoke, name="revoke-token"),
 ]

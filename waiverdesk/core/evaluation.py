@@ -6,6 +6,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
+from . import explain
 from .errors import Problem
 from .expressions import make_context
 from .policy import DIMENSIONS, LEVELS, Policy
@@ -280,10 +281,18 @@ def build_route(
     for i, tier in enumerate(policy.tiers):
         reasons = list(added.get(tier.name, []))
         if _holds(policy, f"tiers[{i}].when", context):
-            reasons.insert(0, f"condition: {tier.when}")
+            reasons.insert(0, _why(tier.when))
         if reasons:
             route.append(RouteStep(tier.name, tier.role, tier.approvers, tuple(reasons)))
     return tuple(route)
+
+
+def _why(when: str) -> str:
+    """Why a tier applies, in plain language where the condition allows it."""
+    plain = explain.condition(when)
+    if plain == "always":
+        return "every request needs this tier"
+    return f"because {plain}" if plain else f"condition: {when}"
 
 
 def _aggregates(values: dict[str, int]) -> dict[str, int]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from django.contrib.auth.models import Group, User
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from waiverdesk.audit import services as audit
@@ -65,6 +67,22 @@ def add_user(username: str, roles: list[str], email: str = "", by: str = "system
             {"username": username, "roles": sorted(roles)},
             object_ref=username,
         )
+    return user
+
+
+def set_password(username: str, password: str, by: str = "system") -> User:
+    """Let a user sign in to the web UI with `password` (stored as a salted hash)."""
+    user = User.objects.filter(username=username).first()
+    if user is None:
+        raise Invalid([Problem("username", "unknown_user", f"no user named '{username}'")])
+    try:
+        validate_password(password, user)
+    except ValidationError as error:
+        raise Invalid([Problem("password", "weak", m) for m in error.messages]) from None
+    with transaction.atomic():
+        user.set_password(password)
+        user.save(update_fields=["password"])
+        audit.append(by, "user.password_set", user, {"username": username}, object_ref=username)
     return user
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 
 from waiverdesk.audit import triggers
@@ -66,6 +67,13 @@ def test_simulate_reads_a_request_from_standard_input_and_saves_nothing(world):
 def test_user_add_refuses_an_unknown_role(world):
     with pytest.raises(CommandError, match="roles: no role named wizard"):
         run("user", "add", "zed", "--role", "wizard")
+
+
+def test_user_password_lets_a_person_sign_in_and_refuses_a_weak_one(world):
+    with pytest.raises(CommandError, match="password: This password is too short"):
+        run("user", "password", "rita", stdin="short\n")
+    assert run("user", "password", "rita", stdin="a long passphrase\n") == "rita may now sign in"
+    assert User.objects.get(username="rita").check_password("a long passphrase")
 
 
 def test_a_request_through_its_life_from_the_shell(world, tmp_path):

@@ -7,6 +7,7 @@ from datetime import date
 from django.contrib.auth.models import User
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
+from waiverdesk.core.lifecycle import UNDER_REVIEW
 from waiverdesk.directory.services import roles_of
 
 from .models import RouteStep, Waiver
@@ -33,7 +34,7 @@ def pending_for(user: User) -> QuerySet[Waiver]:
         status=RouteStep.State.PENDING,
         role__in=roles_of(user),
     )
-    return Waiver.objects.filter(Exists(pending)).exclude(requester=user)
+    return Waiver.objects.filter(Exists(pending), status__in=UNDER_REVIEW).exclude(requester=user)
 
 
 def search(

@@ -94,41 +94,65 @@ class Resolved:
 
 
 def read(data: dict[str, Any]) -> Resolved:
-    """Check `data` and resolve its customer, products and people, or raise Invalid."""
+    """Check `data` and resolve its customer, products and people, or raise Invalid naming
+    every problem at once."""
     if not isinstance(data, dict):
         raise Invalid([Problem("body", "invalid", "the request must be a JSON object")])
     try:
         body = WaiverBody.model_validate(data)
     except ValidationError as exc:
-        raise Invalid([_problem(e) for e in exc.errors()]) from None
+        problems = [_problem(e) for e in exc.errors()]
+        named = {p.field for p in problems}
+        # The period and the references are checked too, where their own values are sound.
+        more = _period_problems(data.get("start"), data.get("end"))
+        more += _lookup(data.get("customer"), data.get("products"), data.get("control_owner"))[0]
+        raise Invalid(problems + [p for p in more if p.field not in named]) from None
+    problems = _period_problems(body.start, body.end)
+    lookup_problems, customer, products, control_owner = _lookup(
+        body.customer, body.products, body.control_owner
+    )
+    if problems + lookup_problems:
+        raise Invalid(problems + lookup_problems)
+    return Resolved(body, customer, products, control_owner)
+
+
+def _lookup(customer_id: Any, codes: Any, username: Any):
+    """(problems, customer, products, control owner) for the references a body makes."""
     problems = []
-    if body.end < body.start:
-        problems.append(Problem("end", "before_start", "end must not be before start"))
-    customer = Customer.objects.filter(external_id=body.customer).first()
-    if customer is None:
-        problems.append(
-            Problem(
-                "customer", "unknown_customer", f"no customer with external id '{body.customer}'"
-            )
-        )
-    found = {p.code: p for p in Product.objects.filter(code__in=body.products)}
-    for i, code in enumerate(body.products):
-        if code not in found:
-            problems.append(Problem(f"products[{i}]", "unknown_product", f"no product '{code}'"))
-    if len(set(body.products)) != len(body.products):
-        problems.append(Problem("products", "duplicate", "a product is listed twice"))
-    control_owner = None
-    if body.control_owner:
-        control_owner = User.objects.filter(username=body.control_owner, is_active=True).first()
-        if control_owner is None:
+    customer = None
+    if isinstance(customer_id, str) and customer_id:
+        customer = Customer.objects.filter(external_id=customer_id).first()
+        if customer is None:
             problems.append(
                 Problem(
-                    "control_owner", "unknown_user", f"no active user named '{body.control_owner}'"
+                    "customer", "unknown_customer", f"no customer with external id '{customer_id}'"
                 )
             )
-    if problems:
-        raise Invalid(problems)
-    return Resolved(body, customer, [found[c] for c in body.products], control_owner)
+    codes = [c for c in codes if isinstance(c, str)] if isinstance(codes, list) else []
+    found = {p.code: p for p in Product.objects.filter(code__in=codes)}
+    for i, code in enumerate(codes):
+        if code not in found:
+            problems.append(Problem(f"products[{i}]", "unknown_product", f"no product '{code}'"))
+    if len(set(codes)) != len(codes):
+        problems.append(Problem("products", "duplicate", "a product is listed twice"))
+    control_owner = None
+    if isinstance(username, str) and username:
+        control_owner = User.objects.filter(username=username, is_active=True).first()
+        if control_owner is None:
+            problems.append(
+                Problem("control_owner", "unknown_user", f"no active user named '{username}'")
+            )
+    return problems, customer, [found[c] for c in codes if c in found], control_owner
+
+
+def _period_problems(start: Any, end: Any) -> list[Problem]:
+    try:
+        start, end = date.fromisoformat(str(start)), date.fromisoformat(str(end))
+    except ValueError:
+        return []  # a date that is not one is named by validation
+    if end < start:
+        return [Problem("end", "before_start", "end must not be before start")]
+    return []
 
 
 def body_of(waiver, products=None) -> dict[str, Any]:

@@ -86,14 +86,16 @@ def policy_of(waiver: Waiver) -> Policy:
     return policies.compiled(waiver.policy_version)
 
 
-def facts(waiver: Waiver, now: datetime, products: list | None = None) -> RequestFacts:
-    """The facts the policy sees for `waiver`; an unsaved one names its `products`."""
+def facts(
+    waiver: Waiver, now: datetime, products: list | None = None, kinds: frozenset[str] = frozenset()
+) -> RequestFacts:
+    """The facts the policy sees for `waiver`; an unsaved one names its `products` and the
+    `kinds` of evidence it comes with."""
     if products is None:
         products = list(waiver.products.all())
     customer = waiver.customer
     since = now - timedelta(days=365)
     history = customer.waivers.filter(submitted_at__gte=since).exclude(status=Status.WITHDRAWN)
-    kinds: frozenset[str] = frozenset()
     if waiver.pk:
         history = history.exclude(pk=waiver.pk)
         kinds = frozenset(waiver.attachments.values_list("kind", flat=True))
@@ -120,12 +122,15 @@ def facts(waiver: Waiver, now: datetime, products: list | None = None) -> Reques
     )
 
 
-def evaluate_waiver(waiver: Waiver, policy: Policy, now: datetime, products=None) -> Evaluation:
-    """Evaluate a waiver (saved, or unsaved with its `products`) with its risk overrides."""
+def evaluate_waiver(
+    waiver: Waiver, policy: Policy, now: datetime, products=None, kinds=frozenset()
+) -> Evaluation:
+    """Evaluate a waiver (saved, or unsaved with its `products` and evidence `kinds`) with its
+    risk overrides."""
     overrides = {
         d: Override(o["score"], o["rationale"], o["by"]) for d, o in waiver.risk_overrides.items()
     }
-    return evaluate(policy, facts(waiver, now, products), now.date(), overrides)
+    return evaluate(policy, facts(waiver, now, products, kinds), now.date(), overrides)
 
 
 @dataclass
@@ -134,13 +139,16 @@ class Simulation:
     evaluation: Evaluation
 
 
-def simulate(data: dict[str, Any], now: datetime | None = None) -> Simulation:
-    """Evaluate a request body against the active policy without saving anything."""
+def simulate(
+    data: dict[str, Any], now: datetime | None = None, kinds: frozenset[str] = frozenset()
+) -> Simulation:
+    """Evaluate a request body (with evidence files of `kinds`) against the active policy
+    without saving anything."""
     resolved = intake.read(data)
     version = policies.active_version()
     unsaved = Waiver(**resolved.fields())
     evaluation = evaluate_waiver(
-        unsaved, policies.compiled(version), now or clock.now(), resolved.products
+        unsaved, policies.compiled(version), now or clock.now(), resolved.products, kinds
     )
     return Simulation(version.number, evaluation)
 
@@ -161,8 +169,24 @@ def next_reference(year: int) -> str:
     return f"WVR-{year}-{number:05d}"
 
 
-def create(data: dict[str, Any], by: User, now: datetime | None = None) -> Waiver:
-    """Create a draft from a request body; with `"submit": true` it is submitted at once."""
+@dataclass(frozen=True)
+class Upload:
+    """A file of evidence sent with a new request."""
+
+    kind: str
+    filename: str
+    content: bytes
+    content_type: str
+
+
+def create(
+    data: dict[str, Any],
+    by: User,
+    now: datetime | None = None,
+    uploads: list[Upload] | tuple[Upload, ...] = (),
+) -> Waiver:
+    """Create a draft from a request body and its evidence files; with `"submit": true` it is
+    submitted at once."""
     now = now or clock.now()
     resolved = intake.read(data)
     version = policies.active_version()
@@ -171,9 +195,41 @@ def create(data: dict[str, Any], by: User, now: datetime | None = None) -> Waive
     except Denied as denied:
         _record_refusal("create", denied, by, "")
         raise
-    with transaction.atomic():
-        waiver = _create(resolved, by, now, version=version, submit=resolved.body.submit)
+    stored = _store_uploads(uploads)
+    try:
+        with transaction.atomic():
+            waiver = _create(
+                resolved, by, now, version=version, submit=resolved.body.submit, uploads=stored
+            )
+    except BaseException:
+        for _kind, file in stored:
+            attachments.discard_unless_used(file.sha256)
+        raise
     return waiver
+
+
+def _store_uploads(uploads) -> list[tuple[str, attachments.Stored]]:
+    """Check and write every file, or none: each problem is named by its evidence kind."""
+    stored, problems = [], []
+    for upload in uploads:
+        field = f"evidence.{upload.kind}"
+        if not _KIND.match(upload.kind or ""):
+            problems.append(Problem(field, "invalid", "name the evidence, e.g. usage_forecast"))
+            continue
+        try:
+            stored.append(
+                (
+                    upload.kind,
+                    attachments.store(upload.filename, upload.content, upload.content_type),
+                )
+            )
+        except Invalid as invalid:
+            problems += [Problem(field, p.code, p.message) for p in invalid.problems]
+    if problems:
+        for _kind, file in stored:
+            attachments.discard_unless_used(file.sha256)
+        raise Invalid(problems)
+    return stored
 
 
 def _create(
@@ -184,8 +240,10 @@ def _create(
     kind: str = Waiver.Kind.NEW,
     version=None,
     submit: bool = False,
+    uploads: list[tuple[str, attachments.Stored]] = (),
 ) -> Waiver:
-    """Store a new draft (and, with `submit`, submit it: one evaluation serves both)."""
+    """Store a new draft with its evidence (and, with `submit`, submit it: one evaluation
+    serves both)."""
     version = version or policies.active_version()
     waiver = Waiver(
         reference=next_reference(now.year),
@@ -201,7 +259,9 @@ def _create(
         updated_at=now,
         **resolved.fields(),
     )
-    evaluation = evaluate_waiver(waiver, policies.compiled(version), now, resolved.products)
+    evaluation = evaluate_waiver(
+        waiver, policies.compiled(version), now, resolved.products, frozenset(k for k, _ in uploads)
+    )
     _store_evaluation(waiver, evaluation)
     waiver.save()
     Waiver.products.through.objects.bulk_create(
@@ -222,6 +282,8 @@ def _create(
         },
         at=now,
     )
+    for evidence_kind, file in uploads:
+        _record_attachment(waiver, evidence_kind, file, by, now)
     if submit:
         _submit(waiver, by, now, version, evaluation)
     return waiver
@@ -438,13 +500,7 @@ def override_risk(
     with transaction.atomic():
         waiver = _lock(reference)
         target = _next(waiver, "override_risk")
-        route_roles = set(waiver.current_route().values_list("role", flat=True))
-        if by.pk == waiver.requester_id:
-            raise Denied(
-                "self_approval", "the requester may not override the risk of their request"
-            )
-        if not roles_of(by) & (route_roles | {"policy_admin"}):
-            raise Denied("not_reviewer", "only a reviewer on this route may override its risk")
+        _require_reviewer(waiver, by)
         previous, old_score = waiver.status, waiver.risk.get(dimension)
         waiver.risk_overrides = {
             **waiver.risk_overrides,
@@ -784,31 +840,33 @@ def attach(
             waiver = _lock(reference)
             _next(waiver, "attach")
             _require_requester(waiver, by)
-            attachment = Attachment.objects.create(
-                waiver=waiver,
-                kind=kind,
-                filename=stored.filename,
-                content_type=stored.content_type,
-                size=stored.size,
-                sha256=stored.sha256,
-                uploaded_by=by,
-                uploaded_at=now,
-            )
-            audit.append(
-                by.username,
-                "waiver.attached",
-                waiver,
-                {
-                    "kind": kind,
-                    "filename": stored.filename,
-                    "sha256": stored.sha256,
-                    "size": stored.size,
-                },
-                at=now,
-            )
+            attachment = _record_attachment(waiver, kind, stored, by, now)
     except BaseException:
         attachments.discard_unless_used(stored.sha256)
         raise
+    return attachment
+
+
+def _record_attachment(
+    waiver: Waiver, kind: str, stored: attachments.Stored, by: User, now: datetime
+) -> Attachment:
+    attachment = Attachment.objects.create(
+        waiver=waiver,
+        kind=kind,
+        filename=stored.filename,
+        content_type=stored.content_type,
+        size=stored.size,
+        sha256=stored.sha256,
+        uploaded_by=by,
+        uploaded_at=now,
+    )
+    audit.append(
+        by.username,
+        "waiver.attached",
+        waiver,
+        {"kind": kind, "filename": stored.filename, "sha256": stored.sha256, "size": stored.size},
+        at=now,
+    )
     return attachment
 
 
@@ -882,6 +940,35 @@ def _next(waiver: Waiver, action: str) -> Status:
 def _require_requester(waiver: Waiver, by: User) -> None:
     if by.pk != waiver.requester_id and "admin" not in roles_of(by):
         raise Denied("not_requester", "only the requester may do this")
+
+
+def _require_reviewer(waiver: Waiver, by: User) -> None:
+    if by.pk == waiver.requester_id:
+        raise Denied("self_approval", "the requester may not override the risk of their request")
+    route_roles = set(waiver.current_route().values_list("role", flat=True))
+    if not roles_of(by) & (route_roles | {"policy_admin"}):
+        raise Denied("not_reviewer", "only a reviewer on this route may override its risk")
+
+
+def allowed(waiver: Waiver, by: User, action: str) -> bool:
+    """Whether the state table and the rules let `by` do `action` (withdraw, edit, submit,
+    terminate, override_risk) now: what a page offers, before the service decides."""
+    try:
+        lifecycle.next_status(waiver.status, action)
+    except IllegalTransition:
+        return False
+    rule = {
+        "withdraw": _require_requester,
+        "edit": _require_requester,
+        "submit": _require_requester,
+        "terminate": _require_terminator,
+        "override_risk": _require_reviewer,
+    }[action]
+    try:
+        rule(waiver, by)
+    except Denied:
+        return False
+    return True
 
 
 def _require_terminator(waiver: Waiver, by: User) -> None:

@@ -1,4 +1,7 @@
-"""waiverdesk user add NAME --role ROLE… | list"""
+"""waiverdesk user add NAME --role ROLE… | password NAME | list"""
+
+import getpass
+import sys
 
 from django.contrib.auth.models import User
 
@@ -16,11 +19,23 @@ class Command(ActionCommand):
             "--role", action="append", default=[], dest="roles", help="a role (repeat for several)"
         )
         add.add_argument("--email", default="")
+        password = actions.add_parser(
+            "password", help="set the password for the web UI (read from standard input)"
+        )
+        password.add_argument("name")
         actions.add_parser("list", help="every user with their roles")
 
     def do_add(self, name: str, roles: list[str], email: str, **_) -> None:
         user = services.add_user(name, roles, email)
         self.stdout.write(f"{user.username}: {', '.join(sorted(services.roles_of(user))) or '-'}")
+
+    def do_password(self, name: str, **_) -> None:
+        if sys.stdin.isatty():
+            password = getpass.getpass(f"password for {name}: ")
+        else:
+            password = sys.stdin.readline().rstrip("\n")
+        services.set_password(name, password)
+        self.stdout.write(f"{name} may now sign in")
 
     def do_list(self, **_) -> None:
         for user in User.objects.order_by("username").prefetch_related("groups"):

@@ -4,6 +4,7 @@ and requests in every state of their life."""
 from datetime import datetime, time, timedelta
 
 from django.conf import settings
+from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import User
 from django.db import transaction
 
@@ -15,6 +16,7 @@ from waiverdesk.policies.models import PolicyVersion
 from waiverdesk.waivers import services
 from waiverdesk.waivers.models import Waiver
 
+DEMO_PASSWORD = "try-waiverdesk"
 PEOPLE = {
     "rita": ["requester"],
     "sam": ["requester"],
@@ -84,6 +86,8 @@ class Command(ActionCommand):
             policies.publish(settings.DEFAULT_POLICY_FILE.read_text(), note="default policy")
         for name, roles in PEOPLE.items():
             directory.add_user(name, roles, f"{name}@example.com")
+        # Everyone signs in to the web UI with the same demo password (hashed once).
+        User.objects.filter(username__in=PEOPLE).update(password=make_password(DEMO_PASSWORD))
         for code, name, family, risk in PRODUCTS:
             directory.add_product(code, name, family, risk)
         for external_id, name, region, owner in CUSTOMERS:
@@ -94,6 +98,7 @@ class Command(ActionCommand):
             for s in Waiver.objects.values_list("status", flat=True).distinct()
         }
         self.stdout.write(f"demo data loaded: {Waiver.objects.count()} requests " + str(counts))
+        self.stdout.write(f"sign in as any demo person (rita, mona, dana…) with '{DEMO_PASSWORD}'")
 
     @transaction.atomic
     def requests(self, now: datetime) -> None:

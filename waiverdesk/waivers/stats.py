@@ -1,0 +1,95 @@
+"""The figures the pages show: what each request waits on, the inbox, the dashboard."""
+
+from __future__ import annotations
+
+import statistics
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.contrib.auth.models import User
+from django.db.models import Count, F, Min
+
+from waiverdesk.core.lifecycle import UNDER_REVIEW
+
+from . import access, services
+from .models import RouteStep, Waiver
+
+
+def with_waiting_on(waivers) -> list[tuple[Waiver, RouteStep | None]]:
+    """Each waiver with the step its current round waits on (None when none is pending)."""
+    waivers = list(waivers)
+    pending = {
+        s.waiver_id: s
+        for s in RouteStep.objects.filter(
+            waiver__in=waivers,
+            waiver__status__in=UNDER_REVIEW,
+            status=RouteStep.State.PENDING,
+            round=F("waiver__round"),
+        )
+    }
+    return [(w, pending.get(w.pk)) for w in waivers]
+
+
+def inbox(user: User, now: datetime) -> list[dict[str, Any]]:
+    """The pending steps the user holds the role for, oldest first, with age and SLA."""
+    waivers = access.pending_for(user).select_related("customer", "requester")
+    rows = []
+    for waiver, step in with_waiting_on(waivers):
+        age = now - step.opened_at
+        rows.append(
+            {
+                "waiver": waiver,
+                "step": step,
+                "age_hours": int(age.total_seconds() // 3600),
+                "overdue": age > timedelta(hours=step.sla_hours),
+                "refusal": services.may_act(waiver, user),
+            }
+        )
+    return sorted(rows, key=lambda r: r["step"].opened_at)
+
+
+def bars(counts: dict[str, int]) -> list[dict[str, Any]]:
+    """Rows of a bar chart: label, value, and its width as a share of the largest."""
+    top = max(counts.values(), default=0) or 1
+    return [
+        {"label": k, "value": v, "pct": round(100 * v / top)}
+        for k, v in sorted(counts.items(), key=lambda kv: -kv[1])
+    ]
+
+
+def dashboard(now: datetime) -> dict[str, Any]:
+    """Requests by status and type, pending steps by tier with their age, time to decision."""
+    by_status = dict(Waiver.objects.values_list("status").annotate(n=Count("id")))
+    by_type = dict(Waiver.objects.values_list("type").annotate(n=Count("id")))
+    pending = (
+        RouteStep.objects.filter(
+            status=RouteStep.State.PENDING,
+            round=F("waiver__round"),
+            waiver__status__in=UNDER_REVIEW,
+        )
+        .values("tier")
+        .annotate(n=Count("id"), oldest=Min("opened_at"))
+    )
+    tiers = [
+        {
+            "tier": p["tier"],
+            "count": p["n"],
+            "oldest_hours": int((now - p["oldest"]).total_seconds() // 3600),
+        }
+        for p in pending
+    ]
+    decided = Waiver.objects.filter(
+        decided_at__gte=now - timedelta(days=365), submitted_at__isnull=False
+    ).values_list("submitted_at", "decided_at")
+    hours = [(d - s).total_seconds() / 3600 for s, d in decided]
+    return {
+        "total": sum(by_status.values()),
+        "charts": [
+            ("Requests by status", bars(by_status)),
+            ("Requests by type", bars(by_type)),
+            ("Steps pending by tier", bars({t["tier"]: t["count"] for t in tiers})),
+        ],
+        "pending_tiers": sorted(tiers, key=lambda t: -t["oldest_hours"]),
+        "decided": len(hours),
+        "median_hours": round(statistics.median(hours), 1) if hours else None,
+    }

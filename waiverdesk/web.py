@@ -1,0 +1,52 @@
+"""What every page of the web UI shares: the navigation, and refusals shown as pages."""
+
+from __future__ import annotations
+
+import functools
+
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest
+from django.shortcuts import redirect, render
+
+from waiverdesk.core.errors import Denied
+from waiverdesk.directory.services import roles_of
+from waiverdesk.waivers import access
+from waiverdesk.waivers.services import NotFound
+
+OVERSIGHT_ROLES = frozenset(
+    {"control_owner", "auditor", "admin", "policy_admin", "sales_manager", "deal_desk"}
+    | {"finance", "legal", "executive"}
+)
+
+
+def navigation(request: HttpRequest) -> dict:
+    """The links of the header, with the number of steps waiting in the user's inbox."""
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return {}
+    return {
+        "inbox_count": access.pending_for(user).count(),
+        "sees_dashboard": bool(roles_of(user) & OVERSIGHT_ROLES),
+    }
+
+
+def page(view):
+    """A signed-in page: an unknown or hidden waiver is a 404, a refused action a 403 page."""
+
+    @login_required
+    @functools.wraps(view)
+    def inner(request, *args, **kwargs):
+        try:
+            return view(request, *args, **kwargs)
+        except NotFound:
+            raise Http404("no such request") from None
+        except Denied as denied:
+            return render(request, "refused.html", {"message": denied.message}, status=403)
+
+    return inner
+
+
+@page
+def home(request: HttpRequest):
+    """Approvers start in their inbox, everyone else in their requests."""
+    return redirect("inbox" if access.pending_for(request.user).exists() else "my-requests")
