@@ -162,6 +162,41 @@ def test_evidence_sent_with_the_form_is_stored_with_the_request(world):
     ]
 
 
+def test_a_draft_is_completed_on_its_edit_form_and_submitted_in_one_step(world):
+    draft = services.create(big_discount_body(evidence={}), world["rita"])
+    rita = client_for("rita")
+    edit = f"/requests/{draft.reference}/edit/volume_discount/"
+    page = rita.get(edit).content.decode()
+    assert 'value="1500"' in page  # the stored answers fill the form
+    form = {
+        "customer": "ACME-001",
+        "products": ["DB-ENT"],
+        "license_type": "subscription",
+        "region": "EMEA",
+        "start": "2027-02-01",
+        "end": "2028-06-30",
+        "scope.seats": "1500",
+        "scope.discount_pct": "30",
+        "financials.list_value": "900000",
+        "financials.concession": "270000",
+        **{f"justification.{k}": v for k, v in draft.justification.items()},
+        "outcomes.metric": "seats deployed",
+        "outcomes.target": "1200",
+        "control_owner": "olga",
+        "submit": "1",
+    }
+    assert rita.post(edit, form).status_code == 422  # the evidence is still missing
+    draft.refresh_from_db()
+    assert (draft.status, draft.scope["discount_pct"]) == ("draft", 35)  # nothing changed
+    form["evidence.business_impact_analysis"] = SimpleUploadedFile(
+        "bia.csv", b"year,revenue\n2027,1.2M\n", content_type="text/csv"
+    )
+    rita.post(edit, form)
+    draft.refresh_from_db()
+    assert (draft.status, draft.scope["discount_pct"]) == ("submitted", 30)
+    assert draft.attachments.get().filename == "bia.csv"
+
+
 def test_the_preview_shows_the_route_and_risk_without_saving(world):
     response = client_for("rita").post(
         "/requests/new/volume_discount/preview",

@@ -217,19 +217,17 @@ def uploads_from(files: Any) -> list[services.Upload]:
     ]
 
 
-def fill(form: list[Section], values: dict[str, Any], problems: list) -> list[Section]:
-    """`form` with the posted `values` and every problem shown at its field."""
+def fill(form: list[Section], values: Any, problems: list) -> list[str]:
+    """Put the posted `values` and every problem at its field of `form`; return the
+    messages of problems that have no field of their own."""
     by_field: dict[str, list[str]] = {}
     for p in problems:
         by_field.setdefault(field_of(p.field), []).append(p.message)
-    names = {f.name for s in form for f in s.fields}
     for s in form:
         for f in s.fields:
             f.value = values.getlist(f.name) if f.widget == "checkboxes" else values.get(f.name, "")
             f.errors = by_field.pop(f.name, [])
-    # A problem with no field of its own (say, the whole body) is shown at the top.
-    leftovers = [m for name, ms in by_field.items() if name not in names for m in ms]
-    return leftovers
+    return [m for messages in by_field.values() for m in messages]
 
 
 def field_of(path: str) -> str:

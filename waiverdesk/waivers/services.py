@@ -308,46 +308,68 @@ def _require_initiator(type_name: str, by: User, version=None) -> None:
 
 
 @refusals_audited("edit")
-def edit(reference: str, by: User, changes: dict[str, Any], now: datetime | None = None) -> Waiver:
-    """Change a request's fields; under review this starts the approvals again."""
+def edit(
+    reference: str,
+    by: User,
+    changes: dict[str, Any],
+    now: datetime | None = None,
+    uploads: list[Upload] | tuple[Upload, ...] = (),
+) -> Waiver:
+    """Change a request's fields and add evidence files; under review this starts the
+    approvals again. With `"submit": true` a draft is submitted in the same transaction."""
     now = now or clock.now()
-    with transaction.atomic():
-        waiver = _lock(reference)
-        under_review = waiver.status in UNDER_REVIEW
-        target = _next(waiver, "edit_under_review" if under_review else "edit")
-        _require_requester(waiver, by)
-        before = intake.body_of(waiver)
-        body = intake.merge(before, {k: v for k, v in changes.items() if k != "submit"})
-        resolved = intake.read(body)
-        if resolved.body.type != waiver.type:
-            _require_initiator(resolved.body.type, by)
-        for name, value in resolved.fields().items():
-            setattr(waiver, name, value)
-        waiver.products.set(resolved.products)
-        after = intake.body_of(waiver)
-        changed = sorted(k for k in after if after[k] != before[k])
-        if not changed:
-            return waiver
-        previous = waiver.status
-        if under_review:
-            _start_round(waiver, now)
-        else:
-            _store_evaluation(waiver, evaluate_waiver(waiver, policy_of(waiver), now))
-        waiver.status, waiver.updated_at = target, now
-        waiver.save()
-        audit.append(
-            by.username,
-            "waiver.edited",
-            waiver,
-            {
-                "from": previous,
-                "to": target,
-                "changed": {k: [before[k], after[k]] for k in changed},
-                "approvals_reset": under_review,
-            },
-            at=now,
-        )
+    stored = _store_uploads(uploads)
+    try:
+        with transaction.atomic():
+            waiver = _lock(reference)
+            under_review = waiver.status in UNDER_REVIEW
+            _next(waiver, "edit_under_review" if under_review else "edit")
+            _require_requester(waiver, by)
+            for evidence_kind, file in stored:
+                _record_attachment(waiver, evidence_kind, file, by, now)
+            _change(waiver, by, changes, under_review, now)
+            if changes.get("submit") and not under_review:
+                _submit(waiver, by, now)
+    except BaseException:
+        for _kind, file in stored:
+            attachments.discard_unless_used(file.sha256)
+        raise
     return waiver
+
+
+def _change(waiver: Waiver, by: User, changes: dict, under_review: bool, now: datetime) -> None:
+    target = _next(waiver, "edit_under_review" if under_review else "edit")
+    before = intake.body_of(waiver)
+    body = intake.merge(before, {k: v for k, v in changes.items() if k != "submit"})
+    resolved = intake.read(body)
+    if resolved.body.type != waiver.type:
+        _require_initiator(resolved.body.type, by)
+    for name, value in resolved.fields().items():
+        setattr(waiver, name, value)
+    waiver.products.set(resolved.products)
+    after = intake.body_of(waiver)
+    changed = sorted(k for k in after if after[k] != before[k])
+    if not changed:
+        return
+    previous = waiver.status
+    if under_review:
+        _start_round(waiver, now)
+    else:
+        _store_evaluation(waiver, evaluate_waiver(waiver, policy_of(waiver), now))
+    waiver.status, waiver.updated_at = target, now
+    waiver.save()
+    audit.append(
+        by.username,
+        "waiver.edited",
+        waiver,
+        {
+            "from": previous,
+            "to": target,
+            "changed": {k: [before[k], after[k]] for k in changed},
+            "approvals_reset": under_review,
+        },
+        at=now,
+    )
 
 
 @refusals_audited("submit")

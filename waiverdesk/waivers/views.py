@@ -56,14 +56,11 @@ def request_form_page(request: HttpRequest, type_name: str, reference: str | Non
         body = request_form.body_from(type_name, request.POST)
         body["submit"] = "submit" in request.POST
         try:
+            uploads = request_form.uploads_from(request.FILES)
             if waiver is None:
-                waiver = services.create(
-                    body, request.user, uploads=request_form.uploads_from(request.FILES)
-                )
+                waiver = services.create(body, request.user, uploads=uploads)
             else:
-                services.edit(waiver.reference, request.user, body)
-                if body["submit"]:
-                    services.submit(waiver.reference, request.user)
+                services.edit(waiver.reference, request.user, body, uploads=uploads)
         except Invalid as invalid:
             problems = invalid.problems
         else:

@@ -148,3 +148,21 @@ def test_a_form_with_bad_input_shows_each_problem_at_its_field_and_stores_nothin
 
     rita.goto("/requests/")
     expect(rita.locator("table.list tbody tr")).to_have_count(before)
+
+
+def test_the_pages_fit_a_phone_screen(as_user):
+    mona = as_user("mona")
+    mona.set_viewport_size({"width": 390, "height": 844})
+    mona.goto("/inbox/")
+    reference = mona.locator("#inbox a").first.inner_text()
+    for path in (
+        "/inbox/",
+        f"/requests/{reference}/",
+        "/requests/new/volume_discount/",
+        "/policy/",
+        "/dashboard/",
+        "/tokens/",
+    ):
+        mona.goto(path)
+        width = mona.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, f"{path} is {width} px wide on a 390 px screen"
