@@ -96,3 +96,41 @@ def served(tmp_path):
         if postgres:
             with psycopg.connect(url, autocommit=True) as conn:
                 conn.execute(f"DROP DATABASE IF EXISTS {scratch} WITH (FORCE)")
+
+
+@pytest.fixture
+def smtp_server(settings):
+    """A real SMTP server (aiosmtpd) on a free port; yields the list of messages it receives."""
+    from email import message_from_bytes
+
+    from aiosmtpd.controller import Controller
+
+    received = []
+
+    class Keep:
+        async def handle_DATA(self, server, session, envelope):
+            received.append(message_from_bytes(envelope.content))
+            return "250 kept"
+
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    controller = Controller(Keep(), hostname="127.0.0.1", port=port)
+    controller.start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
+    settings.EMAIL_USE_SSL = False
+    yield received
+    controller.stop()
+
+
+@pytest.fixture
+def webhook_receiver(settings):
+    """A real HTTP endpoint that verifies Standard Webhooks signatures with the
+    `standardwebhooks` package. Set `.fail_first` or `.answer` to make it misbehave."""
+    from waiverdesk.testing import WebhookReceiver
+
+    settings.ALLOW_PRIVATE_WEBHOOKS = True
+    receiver = WebhookReceiver()
+    yield receiver
+    receiver.stop()

@@ -2,6 +2,7 @@
 
 import os
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 import dj_database_url
 
@@ -31,6 +32,8 @@ INSTALLED_APPS = [
     "waiverdesk.audit",
     "waiverdesk.api",
     "waiverdesk.webhooks",
+    "waiverdesk.notifications",
+    "waiverdesk.worker",
 ]
 
 MIDDLEWARE = [
@@ -108,6 +111,25 @@ WHITENOISE_USE_FINDERS = True
 
 ATTACHMENT_DIR = DATA_DIR / "attachments"
 ATTACHMENT_MAX_BYTES = int(os.environ.get("WAIVERDESK_ATTACHMENT_MAX_BYTES", 10 * 1024 * 1024))
+
+# Outbound messages. EMAIL_URL is smtp://[user:password@]host:port (smtps:// for TLS);
+# without it, emails are written as files under WAIVERDESK_DATA_DIR/mail.
+BASE_URL = os.environ.get("WAIVERDESK_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+DEFAULT_FROM_EMAIL = os.environ.get("WAIVERDESK_FROM_EMAIL", "waiverdesk@localhost")
+ALLOW_PRIVATE_WEBHOOKS = os.environ.get("WAIVERDESK_ALLOW_PRIVATE_WEBHOOKS", "") == "1"
+_email = urlparse(os.environ.get("EMAIL_URL", ""))
+if _email.scheme in ("smtp", "smtps"):
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    EMAIL_HOST, EMAIL_PORT = _email.hostname, _email.port or 25
+    EMAIL_HOST_USER, EMAIL_HOST_PASSWORD = (
+        unquote(_email.username or ""),
+        unquote(_email.password or ""),
+    )
+    EMAIL_USE_SSL = _email.scheme == "smtps"
+    EMAIL_TIMEOUT = 10
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    EMAIL_FILE_PATH = DATA_DIR / "mail"
 
 LOGGING = {
     "version": 1,

@@ -128,3 +128,50 @@ def serving(env: dict[str, str], port: int, workers: int = 2):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+class WebhookReceiver:
+    """An HTTP server on a free port that records every webhook delivery: its id, event and
+    whether its signature verifies (by the `standardwebhooks` package, not our code)."""
+
+    def __init__(self):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.secret = ""
+        self.attempts: list[dict] = []  # every request, verified or not
+        self.fail_first = 0  # answer 500 to this many requests first
+        self.answer = 200
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+                body = self.rfile.read(int(self.headers["Content-Length"])).decode()
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                try:
+                    Webhook(receiver.secret).verify(body, headers)
+                    verified = True
+                except WebhookVerificationError:
+                    verified = False
+                receiver.attempts.append(
+                    {"id": headers["webhook-id"], "verified": verified, "body": body}
+                )
+                failing = len(receiver.attempts) <= receiver.fail_first
+                self.send_response(500 if failing else receiver.answer)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def delivered(self) -> list[dict]:
+        """The deliveries answered with success."""
+        return self.attempts[self.fail_first :] if self.answer < 300 else []
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

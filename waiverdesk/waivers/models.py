@@ -205,3 +205,13 @@ class Attachment(models.Model):
 
     def __str__(self) -> str:
         return self.filename
+
+
+class Reminder(models.Model):
+    """A reminder already sent, by key (`waiver:12:end-7`), so that none is sent twice."""
+
+    key = models.CharField(max_length=80, unique=True)
+    sent_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return self.key

@@ -25,6 +25,7 @@ from waiverdesk.core.evaluation import Evaluation, Override, ProductFacts, Reque
 from waiverdesk.core.lifecycle import IN_FORCE, OPEN, UNDER_REVIEW, IllegalTransition, Status
 from waiverdesk.core.policy import DIMENSIONS, Policy
 from waiverdesk.directory.services import roles_of
+from waiverdesk.notifications import services as notify
 from waiverdesk.policies import services as policies
 
 from . import attachments, intake
@@ -404,6 +405,10 @@ def _submit(waiver: Waiver, by: User, now: datetime, version=None, evaluation=No
         },
         at=now,
     )
+    route = [s.tier for s in evaluation.route]
+    notify.publish("waiver.submitted", waiver, {"route": route}, [waiver.requester], now)
+    first = evaluation.route[0]
+    _tell_approvers(waiver, first.role, first.tier, now)
 
 
 def _start_round(
@@ -496,6 +501,10 @@ def _end(reference, by, action, reason, now, authorize) -> Waiver:
             {"from": previous, "to": target, "reason": reason},
             at=now,
         )
+        if target == Status.TERMINATED:
+            notify.publish(
+                "waiver.terminated", waiver, {"reason": reason}, _stakeholders(waiver), now
+            )
     return waiver
 
 
@@ -627,6 +636,7 @@ def decide(
         waiver.save()
         if action == "approve_final" and waiver.kind == Waiver.Kind.AMENDMENT:
             _supersede(waiver.predecessor, waiver, by, now)
+        _tell_decision(waiver, policy, action, step, later if step_done else None, now)
         audit.append(
             by.username,
             "waiver.decided",
@@ -834,6 +844,10 @@ def _successor(reference, by, changes, action, kind, now) -> Waiver:
         if resolved.body.type != old.type:
             raise Invalid([Problem("type", "invalid", f"a {kind} keeps the type {old.type}")])
         waiver = _create(resolved, by, now, predecessor=old, kind=kind, submit=resolved.body.submit)
+        if kind == Waiver.Kind.RENEWAL:
+            notify.publish(
+                "waiver.renewed", old, {"renewal": waiver.reference}, _stakeholders(old), now
+            )
     return waiver
 
 
@@ -935,8 +949,45 @@ def sweep(now: datetime | None = None, dry_run: bool = False) -> list[tuple[str,
                     object_ref=reference,
                     at=now,
                 )
+                waiver = get(reference)
+                event = {"active": "waiver.activated"}.get(target, f"waiver.{target}")
+                notify.publish(event, waiver, {}, _stakeholders(waiver), now)
                 done.append((reference, action))
     return done
+
+
+# -- who is told ---------------------------------------------------------------
+
+
+def _stakeholders(waiver: Waiver, names=("requester", "control_owner", "account_owner")):
+    """The people a waiver's news concerns, by the names the policy uses."""
+    people = {
+        "requester": waiver.requester,
+        "control_owner": waiver.control_owner,
+        "account_owner": waiver.customer.account_owner,
+    }
+    return [people[n] for n in names]
+
+
+def _tell_approvers(waiver: Waiver, role: str, tier: str, now: datetime) -> None:
+    waiting = [u for u in notify.holders(role) if u.pk != waiver.requester_id]
+    notify.publish("waiver.step_opened", waiver, {"tier": tier}, waiting, now)
+
+
+def _tell_decision(waiver, policy, action, step, opened, now) -> None:
+    """After a decision: the outcome to those the policy names, or the next tier's turn."""
+    if action in ("approve_final", "reject"):
+        event = "waiver.approved" if action == "approve_final" else "waiver.rejected"
+        people = _stakeholders(waiver, policy.document.notify.decisions)
+        notify.publish(event, waiver, {"tier": step.tier}, people, now)
+    elif action == "request_changes":
+        notify.publish(
+            "waiver.changes_requested", waiver, {"tier": step.tier}, [waiver.requester], now
+        )
+    else:
+        notify.publish("waiver.decided", waiver, {"tier": step.tier}, [waiver.requester], now)
+        if opened is not None:
+            _tell_approvers(waiver, opened.role, opened.tier, now)
 
 
 # -- shared guards -----------------------------------------------------------------

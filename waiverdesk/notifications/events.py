@@ -1,0 +1,27 @@
+"""The events waiverdesk tells of, by email and webhook."""
+
+from waiverdesk.core.errors import Invalid, Problem
+
+# Every event, with the sentence its email opens with.
+EVENTS = {
+    "waiver.submitted": "was submitted for approval",
+    "waiver.step_opened": "is waiting for a decision from you",
+    "waiver.decided": "had a decision on one of its approval steps",
+    "waiver.approved": "was approved",
+    "waiver.rejected": "was rejected",
+    "waiver.changes_requested": "was returned to its requester for changes",
+    "waiver.activated": "is now in force",
+    "waiver.expiring": "ends soon",
+    "waiver.expired": "has expired",
+    "waiver.renewed": "has a renewal request",
+    "waiver.terminated": "was ended early",
+    "condition.due": "has a condition that falls due soon",
+    "condition.breached": "has a condition that is past its due date",
+}
+
+
+def require_known(events: list[str]) -> None:
+    """Refuse (Invalid) any name that is not an event."""
+    if unknown := sorted(set(events) - set(EVENTS)):
+        message = f"no event {', '.join(unknown)}; known: {', '.join(EVENTS)}"
+        raise Invalid([Problem("events", "unknown_event", message)])

@@ -1,0 +1,23 @@
+"""The periodic jobs, in the order a tick runs them. Each is idempotent and safe with
+several workers at once: changes are conditional updates or claimed rows."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from waiverdesk.notifications import services as notify
+from waiverdesk.waivers import services, sunset
+
+
+def tick(now: datetime, dry_run: bool = False) -> list[str]:
+    """Run every job once; say what was (or, with `dry_run`, would be) done."""
+    lines = [f"{ref}: {what}" for ref, what in services.sweep(now, dry_run=dry_run)]
+    lines += [f"{ref}: {what}" for ref, what in sunset.remind(now, dry_run)]
+    lines += [f"{ref}: {what}" for ref, what in sunset.check_conditions(now, dry_run)]
+    if dry_run:
+        lines += [f"would send {m.channel} {m.event} for {m.object_ref}" for m in notify.due(now)]
+    else:
+        sent = notify.deliver(now)
+        if sent:
+            lines.append("messages: " + ", ".join(f"{n} {k}" for k, n in sorted(sent.items())))
+    return lines
