@@ -116,6 +116,22 @@ class Notifications(_Strict):
     ]
 
 
+class TaskSpec(_Strict):
+    """A piece of implementation work: who does it (a role, or the waiver's requester or
+    control owner), due so many days after approval, and whether activation waits for it."""
+
+    name: Name
+    title: str
+    role: Name
+    due_days: int = Field(default=2, ge=0)
+    required: bool = True
+
+
+class Implementation(_Strict):
+    tasks: list[TaskSpec] = []
+    revert: TaskSpec | None = None
+
+
 class PolicyDocument(_Strict):
     name: str
     summary: str = ""
@@ -127,6 +143,7 @@ class PolicyDocument(_Strict):
     termination: Termination = Termination()
     reminders: Reminders = Reminders()
     notify: Notifications = Notifications()
+    implementation: Implementation = Implementation()
 
     @field_validator("types")
     @classmethod
@@ -265,6 +282,10 @@ def _check_references(document: PolicyDocument) -> list[str]:
     for role in document.termination.roles:
         if role not in FIXED_ROLES and role not in approver_roles:
             problems.append(f"termination.roles: no role named '{role}'")
+    specs = [(f"tasks[{i}]", t) for i, t in enumerate(document.implementation.tasks)]
+    for where, task in [*specs, ("revert", document.implementation.revert)]:
+        if task.role not in FIXED_ROLES and task.role not in approver_roles:
+            problems.append(f"implementation.{where}.role: no role named '{task.role}'")
     return problems
 
 

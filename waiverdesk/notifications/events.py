@@ -15,6 +15,7 @@ EVENTS = {
     "waiver.expired": "has expired",
     "waiver.renewed": "has a renewal request",
     "waiver.terminated": "was ended early",
+    "task.overdue": "has an implementation task past its due date",
     "condition.due": "has a condition that falls due soon",
     "condition.breached": "has a condition that is past its due date",
 }

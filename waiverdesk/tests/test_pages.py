@@ -59,6 +59,7 @@ PAGES = {
     "policy versions": "/policy/versions/",
     "policy diff": "/policy/diff/1/2/",
     "tokens": "/tokens/",
+    "implementation": "/implementation/",
 }
 
 
@@ -289,6 +290,25 @@ def test_the_waiver_page_tells_the_whole_story(waiver, world):
     for text in ("Keeps 50 analysts working", "AN-EDGE", "concession", "fine by me", "Timeline"):
         assert text in page
     assert page.count("<li><time") == 3  # created, submitted, decided
+
+
+def test_the_implementation_board_lists_open_tasks_and_who_may_do_them(waiver, world):
+    services.decide(waiver.reference, world["mona"], "approve")
+    board = client_for("ivan").get("/implementation/").content.decode()
+    assert "Bring billing in line with the authorized terms" in board
+    assert "Send the customer notice" not in board  # that one is rita's
+    page = client_for("ivan").get(f"/requests/{waiver.reference}/").content.decode()
+    assert page.count("Mark done") == 3  # entitlements, billing, customer records
+    billing = waiver.tasks.get(name="update_billing")
+    ivan = client_for("ivan")
+    ivan.post(f"/requests/{waiver.reference}/tasks/{billing.pk}/done", {"note": "invoiced"})
+    billing.refresh_from_db()
+    assert (billing.status, billing.note) == ("done", "invoiced")
+    refused = client_for("rita").post(
+        f"/requests/{waiver.reference}/tasks/{waiver.tasks.get(name='update_entitlements').pk}/done",
+        follow=True,
+    )
+    assert "this task is for the implementer role" in refused.content.decode()
 
 
 def test_the_policy_page_explains_the_rules_in_plain_language(world):

@@ -10,20 +10,23 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from waiverdesk.core.lifecycle import UNDER_REVIEW
 from waiverdesk.directory.services import roles_of
 
-from .models import RouteStep, Waiver
+from .models import RouteStep, Task, Waiver
 
 READ_ALL_ROLES = frozenset({"auditor", "admin"})
 
 
 def visible_to(user: User) -> QuerySet[Waiver]:
     """Requesters see their own, control owners what they own, approvers what is on routes
-    they may act on; auditors and admins see everything."""
+    they may act on, implementers what they have tasks on; auditors and admins see all."""
     waivers = Waiver.objects.all()
     roles = roles_of(user)
     if roles & READ_ALL_ROLES:
         return waivers
     on_my_route = RouteStep.objects.filter(waiver=OuterRef("pk"), role__in=roles)
-    return waivers.filter(Q(requester=user) | Q(control_owner=user) | Q(Exists(on_my_route)))
+    my_work = Task.objects.filter(waiver=OuterRef("pk"), owner__isnull=True, role__in=roles)
+    return waivers.filter(
+        Q(requester=user) | Q(control_owner=user) | Q(Exists(on_my_route)) | Q(Exists(my_work))
+    )
 
 
 def pending_for(user: User) -> QuerySet[Waiver]:

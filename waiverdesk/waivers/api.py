@@ -57,6 +57,19 @@ class ConditionOut(Schema):
     status: str
 
 
+class TaskOut(Schema):
+    id: int
+    name: str
+    title: str
+    role: str
+    owner: str | None
+    required: bool
+    due: str
+    status: str
+    done_by: str | None
+    done_at: str | None
+
+
 class WaiverOut(Schema):
     reference: str
     status: str
@@ -87,6 +100,7 @@ class WaiverOut(Schema):
     route: list[StepOut]
     decision: DecisionOut | None
     conditions: list[ConditionOut]
+    tasks: list[TaskOut]
     predecessor: str | None
     renewal_count: int
     timeline: list[dict[str, Any]]

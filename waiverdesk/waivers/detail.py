@@ -114,6 +114,21 @@ def detail(waiver: Waiver) -> dict[str, Any]:
             }
             for c in waiver.conditions.select_related("owner")
         ],
+        "tasks": [
+            {
+                "id": t.pk,
+                "name": t.name,
+                "title": t.title,
+                "role": t.role,
+                "owner": t.owner.username if t.owner else None,
+                "required": t.required,
+                "due": t.due.isoformat(),
+                "status": t.status,
+                "done_by": t.done_by.username if t.done_by else None,
+                "done_at": t.done_at.isoformat() if t.done_at else None,
+            }
+            for t in waiver.tasks.select_related("owner", "done_by")
+        ],
         "predecessor": waiver.predecessor.reference if waiver.predecessor else None,
         "renewal_count": waiver.renewal_count,
         "timeline": timeline(waiver.reference),

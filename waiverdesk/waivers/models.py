@@ -215,3 +215,39 @@ class Reminder(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class Task(models.Model):
+    """Implementation work on an approved waiver (from the policy), or its revert at the end."""
+
+    class State(models.TextChoices):
+        OPEN = "open"
+        DONE = "done"
+
+    waiver = models.ForeignKey(Waiver, on_delete=models.CASCADE, related_name="tasks")
+    name = models.CharField(max_length=60)
+    title = models.CharField(max_length=200)
+    role = models.CharField(max_length=60, help_text="Who may do it.")
+    owner = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.PROTECT, related_name="tasks",
+        help_text="The one person it is for, when the role names one (requester, control owner).",
+    )  # fmt: skip
+    required = models.BooleanField(default=True, help_text="Activation waits for it.")
+    due = models.DateField()
+    status = models.CharField(max_length=10, choices=State.choices, default=State.OPEN)
+    done_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    done_at = models.DateTimeField(null=True, blank=True)
+    note = models.TextField(blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["due", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["waiver", "name"], name="task_once_per_waiver")
+        ]
+        indexes = [models.Index(fields=["status", "due"], name="task_due_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.title} ({self.waiver_id})"

@@ -15,7 +15,7 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 
 from waiverdesk import clock
 from waiverdesk.audit import services as audit
@@ -29,7 +29,7 @@ from waiverdesk.notifications import services as notify
 from waiverdesk.policies import services as policies
 
 from . import attachments, intake
-from .models import Approval, Attachment, Condition, RouteStep, Waiver
+from .models import Approval, Attachment, Condition, RouteStep, Task, Waiver
 
 
 class NotFound(Exception):
@@ -502,6 +502,7 @@ def _end(reference, by, action, reason, now, authorize) -> Waiver:
             at=now,
         )
         if target == Status.TERMINATED:
+            _create_revert_task(waiver, now)
             notify.publish(
                 "waiver.terminated", waiver, {"reason": reason}, _stakeholders(waiver), now
             )
@@ -636,6 +637,8 @@ def decide(
         waiver.save()
         if action == "approve_final" and waiver.kind == Waiver.Kind.AMENDMENT:
             _supersede(waiver.predecessor, waiver, by, now)
+        if action == "approve_final":
+            _create_tasks(waiver, policy.document.implementation.tasks, now)
         _tell_decision(waiver, policy, action, step, later if step_done else None, now)
         audit.append(
             by.username,
@@ -906,13 +909,75 @@ def _record_attachment(
     return attachment
 
 
+# -- implementation ------------------------------------------------------------------
+
+
+def _create_tasks(waiver: Waiver, specs, now: datetime) -> None:
+    Task.objects.bulk_create(_task(waiver, spec, now) for spec in specs)
+
+
+def _create_revert_task(waiver: Waiver, now: datetime) -> None:
+    """When an exception ends, its entitlement change is to be reverted (once)."""
+    spec = policy_of(waiver).document.implementation.revert
+    if spec is not None:
+        Task.objects.bulk_create([_task(waiver, spec, now)], ignore_conflicts=True)
+
+
+def _task(waiver: Waiver, spec, now: datetime) -> Task:
+    owner = {"requester": waiver.requester, "control_owner": waiver.control_owner}.get(spec.role)
+    return Task(
+        waiver=waiver,
+        name=spec.name,
+        title=spec.title,
+        role=spec.role,
+        owner=owner,
+        required=spec.required,
+        due=now.date() + timedelta(days=spec.due_days),
+        created_at=now,
+    )
+
+
+def may_do(task: Task, by: User) -> bool:
+    """Whether `by` may mark `task` done: its owner, a holder of its role, or an admin."""
+    roles = roles_of(by)
+    if "admin" in roles:
+        return True
+    return by.pk == task.owner_id if task.owner_id else task.role in roles
+
+
+def complete_task(task_id: int, by: User, note: str = "", now: datetime | None = None) -> Task:
+    """Mark an implementation task done; the worker activates the waiver once its start has
+    come and its required tasks are done."""
+    now = now or clock.now()
+    with transaction.atomic():
+        task = Task.objects.select_for_update().select_related("waiver", "owner").get(pk=task_id)
+        if not may_do(task, by):
+            who = task.owner.username if task.owner else f"the {task.role} role"
+            raise Denied("not_task_owner", f"this task is for {who}")
+        if task.status == Task.State.DONE:
+            raise Denied("already_done", "this task is done already")
+        task.status, task.done_by, task.done_at, task.note = Task.State.DONE, by, now, note
+        task.save()
+        audit.append(
+            by.username,
+            "task.done",
+            task.waiver,
+            {"task": task.name, "note": note},
+            at=now,
+        )
+    return task
+
+
 # -- the clock --------------------------------------------------------------------
 
 
 def due_for_clock(today: date):
-    """Waivers that the passing of time activates or ends today."""
+    """Waivers that the passing of time activates (their start has come and their required
+    tasks are done) or ends today."""
+    work_left = Task.objects.filter(waiver=OuterRef("pk"), required=True, status=Task.State.OPEN)
     return Waiver.objects.filter(
-        Q(status=Status.APPROVED, start__lte=today) | Q(status__in=IN_FORCE, end__lt=today)
+        Q(status=Status.APPROVED, start__lte=today, end__gte=today) & ~Exists(work_left)
+        | Q(status__in=IN_FORCE, end__lt=today)
     )
 
 
@@ -950,6 +1015,8 @@ def sweep(now: datetime | None = None, dry_run: bool = False) -> list[tuple[str,
                     at=now,
                 )
                 waiver = get(reference)
+                if target == Status.EXPIRED:
+                    _create_revert_task(waiver, now)
                 event = {"active": "waiver.activated"}.get(target, f"waiver.{target}")
                 notify.publish(event, waiver, {}, _stakeholders(waiver), now)
                 done.append((reference, action))

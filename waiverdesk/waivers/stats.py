@@ -7,12 +7,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.db.models import Count, F, Min
+from django.db.models import Count, F, Min, Q
 
 from waiverdesk.core.lifecycle import UNDER_REVIEW
+from waiverdesk.directory.services import roles_of
 
 from . import access, services
-from .models import RouteStep, Waiver
+from .models import RouteStep, Task, Waiver
 
 
 def with_waiting_on(waivers) -> list[tuple[Waiver, RouteStep | None]]:
@@ -46,6 +47,19 @@ def inbox(user: User, now: datetime) -> list[dict[str, Any]]:
             }
         )
     return sorted(rows, key=lambda r: r["step"].opened_at)
+
+
+def board(user: User, today) -> list[dict[str, Any]]:
+    """Open implementation tasks, soonest due first: the user's own work (everyone's, for
+    admins and auditors), each with whether the user may mark it done."""
+    tasks = Task.objects.filter(status=Task.State.OPEN).select_related("waiver__customer", "owner")
+    roles = roles_of(user)
+    if not roles & access.READ_ALL_ROLES:
+        tasks = tasks.filter(Q(owner=user) | Q(owner__isnull=True, role__in=roles))
+    return [
+        {"task": t, "overdue": t.due < today, "may_do": services.may_do(t, user)}
+        for t in tasks.order_by("due", "id")[:500]
+    ]
 
 
 def bars(counts: dict[str, int]) -> list[dict[str, Any]]:

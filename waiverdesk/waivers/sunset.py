@@ -1,5 +1,6 @@
 """What the passing of days brings besides activation and expiry: reminders before an
-exception ends, reminders before a condition falls due, and breached conditions."""
+exception ends, reminders before a condition falls due, breached conditions, and late
+implementation tasks."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from waiverdesk.notifications import services as notify
 from waiverdesk.policies.models import PolicyVersion
 
 from . import services
-from .models import Condition, Reminder, Waiver
+from .models import Condition, Reminder, Task, Waiver
 
 CONDITION_REMINDER_DAYS = (7, 1)
 
@@ -83,6 +84,25 @@ def check_conditions(now: datetime, dry_run: bool = False) -> list[tuple[str, st
                 data = {"condition": condition.text, "due": condition.due.isoformat()}
                 notify.publish("condition.due", waiver, data, [condition.owner], now)
                 done.append((waiver.reference, f"reminded: {condition.text}"))
+    return done
+
+
+def check_tasks(now: datetime, dry_run: bool = False) -> list[tuple[str, str]]:
+    """Tell whoever should do an implementation task when it is past its due date (once)."""
+    late = Task.objects.filter(
+        status=Task.State.OPEN, due__lt=now.date(), waiver__status__in=IN_FORCE
+    ).select_related("owner", "waiver__customer")
+    done = []
+    for task in late:
+        if dry_run:
+            done.append((task.waiver.reference, f"overdue: {task.title}"))
+            continue
+        with transaction.atomic():
+            if _first_time(f"task:{task.pk}:overdue", now):
+                people = [task.owner] if task.owner else notify.holders(task.role)
+                data = {"task": task.title, "due": task.due.isoformat()}
+                notify.publish("task.overdue", task.waiver, data, people, now)
+                done.append((task.waiver.reference, f"overdue: {task.title}"))
     return done
 
 

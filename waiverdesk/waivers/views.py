@@ -130,6 +130,7 @@ def waiver_page(request: HttpRequest, reference: str):
             for path, (label, _prompt) in request_form.JUSTIFICATION.items()
         ],
         "today": clock.now().date().isoformat(),
+        "doable": {t.pk for t in waiver.tasks.all() if services.may_do(t, user)},
     }
     return render(request, "waivers/waiver.html", context)
 
@@ -194,6 +195,27 @@ def act(request: HttpRequest, reference: str, action: str):
 def inbox(request: HttpRequest):
     """The steps the user may act on, oldest first, with their age against the SLA."""
     return render(request, "waivers/inbox.html", {"rows": stats.inbox(request.user, clock.now())})
+
+
+@page
+def implementation(request: HttpRequest):
+    """The implementation board: open tasks, soonest due first."""
+    rows = stats.board(request.user, clock.now().date())
+    return render(request, "waivers/implementation.html", {"rows": rows})
+
+
+@page
+@require_POST
+def task_done(request: HttpRequest, reference: str, pk: int):
+    """Mark one task of a waiver done, from the waiver page or the board."""
+    _visible(request, reference)
+    try:
+        task = services.complete_task(pk, request.user, request.POST.get("note", ""))
+    except Denied as denied:
+        messages.error(request, denied.message)
+    else:
+        messages.success(request, f"{reference}: {task.title} is done.")
+    return redirect(request.POST.get("back") or "implementation")
 
 
 @page

@@ -14,6 +14,7 @@ def tick(now: datetime, dry_run: bool = False) -> list[str]:
     lines = [f"{ref}: {what}" for ref, what in services.sweep(now, dry_run=dry_run)]
     lines += [f"{ref}: {what}" for ref, what in sunset.remind(now, dry_run)]
     lines += [f"{ref}: {what}" for ref, what in sunset.check_conditions(now, dry_run)]
+    lines += [f"{ref}: {what}" for ref, what in sunset.check_tasks(now, dry_run)]
     if dry_run:
         lines += [f"would send {m.channel} {m.event} for {m.object_ref}" for m in notify.due(now)]
     else:

@@ -2,7 +2,8 @@
 
 rita requested the waiver (on ACME-001, whose account owner is mark); sam is
 another requester; mona is the sales manager the route needs; dana, fiona, leo
-and eva approve at other tiers; olga is its control owner; ivan implements;
+and eva approve at other tiers; olga is its control owner; ivan implements (he sees
+the waiver once it is approved and has implementation tasks for him);
 audrey audits; adam is an admin. "no scope" is the caller who would succeed,
 with a token lacking the endpoint's scope; "expired" is rita's expired token.
 """
@@ -110,7 +111,7 @@ MATRIX = {
         "approved",
         "write",
         "olga",
-        visibility(olga=200, adam=200),
+        visibility(olga=200, adam=200, ivan=403),
     ),
     "renew": (
         "post",
@@ -119,7 +120,7 @@ MATRIX = {
         "approved",
         "write",
         "rita",
-        visibility(rita=201, adam=201),
+        visibility(rita=201, adam=201, ivan=403),
     ),
     "amend": (
         "post",
@@ -128,7 +129,7 @@ MATRIX = {
         "approved",
         "write",
         "rita",
-        visibility(rita=201, adam=201),
+        visibility(rita=201, adam=201, ivan=403),
     ),
     "decide": (
         "post",

@@ -278,6 +278,9 @@ def test_the_clock_activates_and_expires_exactly_once(world):
     ref = services.create(request_body(submit=True), world["rita"], now=NOW).reference
     services.decide(ref, world["mona"], "approve", now=LATER)
     day = NOW.replace(month=2, day=1)
+    assert services.sweep(now=day) == []  # the implementation work is not done yet
+    for task in services.get(ref).tasks.filter(required=True):
+        services.complete_task(task.pk, task.owner or world["ivan"], now=LATER)
     assert services.sweep(now=day - timedelta(days=1)) == []
     assert services.sweep(now=day, dry_run=True) == [(ref, "activate")]
     assert services.get(ref).status == "approved"

@@ -39,9 +39,12 @@ def people(world):
 
 
 def approved(people):
-    """rita's low-risk request, approved by mona (the only step on its route)."""
+    """rita's low-risk request, approved by mona (the only step on its route), its required
+    implementation work done."""
     waiver = services.create(request_body(submit=True), people["rita"], now=NOW)
     services.decide(waiver.reference, people["mona"], "approve", now=NOW)
+    for task in services.get(waiver.reference).tasks.filter(required=True):
+        services.complete_task(task.pk, task.owner or people["ivan"], now=NOW)
     return services.get(waiver.reference)
 
 
@@ -181,8 +184,9 @@ def test_a_condition_past_its_due_date_is_breached_and_told_to_its_owner_and_con
     jobs.tick(at(due + timedelta(days=1)))
     jobs.tick(at(due + timedelta(days=1)))
     assert Condition.objects.get().status == "breached"
-    assert len(mails_to(smtp_server, "ivan@example.com", "past its due date")) == 1
-    assert len(mails_to(smtp_server, "olga@example.com", "past its due date")) == 1
+    breached = "a condition that is past its due date"
+    assert len(mails_to(smtp_server, "ivan@example.com", breached)) == 1
+    assert len(mails_to(smtp_server, "olga@example.com", breached)) == 1
     page = Client()
     page.force_login(people["olga"])
     flagged = page.get(f"/requests/{waiver.reference}/").content.decode()

@@ -150,6 +150,10 @@ class Command(ActionCommand):
                         checks=list(checks),
                         now=at(when),
                     )
+            # The implementation work is done the same day, by whoever it is for.
+            for task in services.get(ref).tasks.filter(required=True):
+                doer = task.owner or u[next(p for p, r in PEOPLE.items() if task.role in r)]
+                services.complete_task(task.pk, doer, "Done.", now=at(when))
 
         # draft
         create(
