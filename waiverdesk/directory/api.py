@@ -17,6 +17,7 @@ class CustomerIn(Schema):
     name: str = Field(min_length=1, max_length=200)
     region: str = Field("", max_length=16)
     account_owner: str = ""
+    contact_email: str = Field("", max_length=254)
 
 
 class CustomerOut(Schema):
@@ -24,6 +25,7 @@ class CustomerOut(Schema):
     name: str
     region: str
     account_owner: str | None
+    contact_email: str
 
 
 class ProductIn(Schema):
@@ -51,6 +53,7 @@ def customer_out(c: Customer) -> dict:
         "name": c.name,
         "region": c.region,
         "account_owner": c.account_owner.username if c.account_owner else None,
+        "contact_email": c.contact_email,
     }
 
 
@@ -64,7 +67,12 @@ def customers(request):
 def add_customer(request, body: CustomerIn):
     require_admin(request)
     customer = services.add_customer(
-        body.external_id, body.name, body.region, body.account_owner, by=request.user.username
+        body.external_id,
+        body.name,
+        body.region,
+        body.account_owner,
+        by=request.user.username,
+        contact_email=body.contact_email,
     )
     return Status(201, customer_out(customer))
 

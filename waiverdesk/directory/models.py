@@ -8,6 +8,9 @@ class Customer(models.Model):
     external_id = models.CharField(max_length=64, unique=True)
     name = models.CharField(max_length=200)
     region = models.CharField(max_length=16, blank=True)
+    contact_email = models.EmailField(
+        blank=True, help_text="Where the customer notice of an exception is sent."
+    )
     account_owner = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,

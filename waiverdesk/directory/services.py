@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib.auth.models import Group, User
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import transaction
 
 from waiverdesk.audit import services as audit
@@ -87,16 +88,31 @@ def set_password(username: str, password: str, by: str = "system") -> User:
 
 
 def add_customer(
-    external_id: str, name: str, region: str = "", account_owner: str = "", by: str = "system"
+    external_id: str,
+    name: str,
+    region: str = "",
+    account_owner: str = "",
+    by: str = "system",
+    contact_email: str = "",
 ) -> Customer:
     """Create or update a customer by its external id."""
     owner = _user_or_problem(account_owner, "account_owner")
     if not external_id:
         raise Invalid([Problem("external_id", "required", "a customer needs its external id")])
+    if contact_email:
+        try:
+            validate_email(contact_email)
+        except ValidationError:
+            raise Invalid([Problem("contact_email", "invalid", "not an email address")]) from None
     with transaction.atomic():
         customer, created = Customer.objects.update_or_create(
             external_id=external_id,
-            defaults={"name": name or external_id, "region": region, "account_owner": owner},
+            defaults={
+                "name": name or external_id,
+                "region": region,
+                "account_owner": owner,
+                "contact_email": contact_email,
+            },
         )
         audit.append(
             by,

@@ -950,7 +950,11 @@ def complete_task(task_id: int, by: User, note: str = "", now: datetime | None =
     come and its required tasks are done."""
     now = now or clock.now()
     with transaction.atomic():
-        task = Task.objects.select_for_update().select_related("waiver", "owner").get(pk=task_id)
+        task = (
+            Task.objects.select_for_update(of=("self",))
+            .select_related("waiver", "owner")
+            .get(pk=task_id)
+        )
         if not may_do(task, by):
             who = task.owner.username if task.owner else f"the {task.role} role"
             raise Denied("not_task_owner", f"this task is for {who}")

@@ -4,19 +4,19 @@ approver inbox, one page per waiver, and the dashboard."""
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import HttpRequest, QueryDict
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from waiverdesk import clock
 from waiverdesk.core.errors import Denied, Invalid, Problem
-from waiverdesk.core.lifecycle import UNDER_REVIEW
+from waiverdesk.core.lifecycle import IN_FORCE, UNDER_REVIEW
 from waiverdesk.core.policy import DIMENSIONS
 from waiverdesk.directory.services import roles_of
 from waiverdesk.policies import services as policies
 from waiverdesk.web import OVERSIGHT_ROLES, page
 
-from . import access, intake, request_form, services, stats
+from . import access, intake, notice, request_form, services, stats
 from .detail import detail, evaluation_dict
 
 
@@ -195,6 +195,37 @@ def act(request: HttpRequest, reference: str, action: str):
 def inbox(request: HttpRequest):
     """The steps the user may act on, oldest first, with their age against the SLA."""
     return render(request, "waivers/inbox.html", {"rows": stats.inbox(request.user, clock.now())})
+
+
+@page
+def customer_notice(request: HttpRequest, reference: str, as_pdf: bool = False):
+    """The customer notice of an approved exception, to read, download or send."""
+    waiver = services.get(_visible(request, reference))
+    if waiver.status not in IN_FORCE:
+        raise services.NotFound(reference)
+    if as_pdf:
+        response = HttpResponse(notice.pdf(waiver), content_type="application/pdf")
+        response["Content-Disposition"] = f'attachment; filename="{reference}-notice.pdf"'
+        return response
+    title, paragraphs = notice.text(waiver)
+    context = {"waiver": waiver, "title": title, "paragraphs": paragraphs}
+    return render(request, "waivers/notice.html", context)
+
+
+@page
+@require_POST
+def send_notice(request: HttpRequest, reference: str):
+    """Email the notice to the customer's contact address."""
+    _visible(request, reference)
+    try:
+        to = notice.send(reference, request.user, clock.now())
+    except (Denied, Invalid) as refused:
+        problems = getattr(refused, "problems", None) or [refused]
+        for p in problems:
+            messages.error(request, p.message)
+    else:
+        messages.success(request, f"The notice of {reference} is on its way to {to}.")
+    return redirect("customer-notice", reference=reference)
 
 
 @page

@@ -1,4 +1,4 @@
-"""waiverdesk customer add ID NAME [--region R] [--account-owner USER] | list"""
+"""waiverdesk customer add ID NAME [--region R] [--account-owner USER] [--contact-email E] | list"""
 
 from waiverdesk.commands import ActionCommand
 from waiverdesk.directory import services
@@ -14,10 +14,13 @@ class Command(ActionCommand):
         add.add_argument("name")
         add.add_argument("--region", default="")
         add.add_argument("--account-owner", default="")
+        add.add_argument("--contact-email", default="", help="where customer notices go")
         actions.add_parser("list")
 
-    def do_add(self, external_id, name, region, account_owner, **_) -> None:
-        customer = services.add_customer(external_id, name, region, account_owner)
+    def do_add(self, external_id, name, region, account_owner, contact_email, **_) -> None:
+        customer = services.add_customer(
+            external_id, name, region, account_owner, contact_email=contact_email
+        )
         self.stdout.write(str(customer))
 
     def do_list(self, **_) -> None:

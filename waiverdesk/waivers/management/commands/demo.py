@@ -91,7 +91,8 @@ class Command(ActionCommand):
         for code, name, family, risk in PRODUCTS:
             directory.add_product(code, name, family, risk)
         for external_id, name, region, owner in CUSTOMERS:
-            directory.add_customer(external_id, name, region, owner)
+            contact = f"licensing@{external_id.split('-')[0].lower()}.example"
+            directory.add_customer(external_id, name, region, owner, contact_email=contact)
         self.requests(clock.now())
         counts = {
             s: Waiver.objects.filter(status=s).count()

@@ -1,0 +1,69 @@
+"""The customer notice: plain language, exact dates, limits, conditions, the end; as text,
+as a PDF (read back with a PDF text extractor), and as an email to the customer's contact."""
+
+import io
+
+import pytest
+from django.test import Client
+from pypdf import PdfReader
+
+from waiverdesk.core.errors import Denied, Invalid
+from waiverdesk.directory import services as directory
+from waiverdesk.notifications import services as notify
+from waiverdesk.testing import NOW, request_body
+from waiverdesk.waivers import notice, services
+
+
+@pytest.fixture
+def approved(world):
+    ref = services.create(request_body(submit=True), world["rita"], now=NOW).reference
+    services.decide(
+        ref, world["mona"], "approve", now=NOW,
+        conditions=[{"text": "Report seat use monthly", "owner": "olga", "due": "2027-02-28"}],
+    )  # fmt: skip
+    return services.get(ref)
+
+
+def test_the_notice_says_what_is_allowed_when_and_on_what_terms(approved):
+    title, paragraphs = notice.text(approved)
+    body = "\n".join(paragraphs)
+    assert title == f"Exception {approved.reference}: Temporary access during a renewal transition"
+    assert "It allows access for 50 seats to the listed products." in body
+    assert "from 01 February 2027 to 15 March 2027 inclusive" in body
+    assert "Analytics Edge (AN-EDGE)" in body
+    assert "Report seat use monthly (by 28 February 2027)" in body
+    assert "When it ends, access stops unless the renewal has been signed." in body
+
+
+def test_the_pdf_reads_back_with_the_same_terms(approved):
+    text = PdfReader(io.BytesIO(notice.pdf(approved))).pages[0].extract_text()
+    for part in (approved.reference, "01 February 2027", "15 March 2027", "50 seats"):
+        assert part in text
+
+
+def test_sending_the_notice_emails_the_contact_and_completes_the_task(approved, world, smtp_server):
+    with pytest.raises(Invalid, match="no contact address"):
+        notice.send(approved.reference, world["rita"], NOW)
+    directory.add_customer("GLOBEX-002", "Globex", "AMER", contact_email="licensing@globex.example")
+    with pytest.raises(Denied):
+        notice.send(approved.reference, world["sam"], NOW)
+    assert notice.send(approved.reference, world["rita"], NOW) == "licensing@globex.example"
+    assert approved.tasks.get(name="notify_customer").status == "done"
+    notify.deliver(NOW)
+    (mail,) = [m for m in smtp_server if m["To"] == "licensing@globex.example"]
+    assert "It applies from 01 February 2027 to 15 March 2027" in mail.get_payload()
+
+
+def test_the_notice_pages_are_for_approved_exceptions_that_the_user_may_see(approved, world):
+    rita, sam = Client(), Client()
+    rita.force_login(world["rita"])
+    sam.force_login(world["sam"])
+    assert (
+        "It allows access for 50 seats"
+        in rita.get(f"/requests/{approved.reference}/notice/").content.decode()
+    )
+    pdf = rita.get(f"/requests/{approved.reference}/notice.pdf")
+    assert pdf["Content-Type"] == "application/pdf" and pdf.content.startswith(b"%PDF")
+    assert sam.get(f"/requests/{approved.reference}/notice/").status_code == 404
+    draft = services.create(request_body(), world["rita"], now=NOW)
+    assert rita.get(f"/requests/{draft.reference}/notice/").status_code == 404
