@@ -209,15 +209,11 @@ def test_policy_simulate_reference_data_webhooks_and_verify(as_):
     result = rita.post("/api/v1/simulate", big_discount_body()).json()
     assert result["eligible"] and result["route"][-1]["tier"] == "executive"
     assert Waiver.objects.count() == 0
-    assert (
-        adam.post(
-            "/api/v1/customers", {"external_id": "NEW-1", "name": "New", "account_owner": "mark"}
-        ).status_code
-        == 201
-    )
-    assert {"external_id": "NEW-1", "name": "New", "region": "", "account_owner": "mark"} in (
-        rita.get("/api/v1/customers").json()
-    )
+    new = {"external_id": "NEW-1", "name": "New", "account_owner": "mark"}
+    assert adam.post("/api/v1/customers", new).status_code == 201
+    assert {**new, "region": "", "contact_email": ""} in rita.get("/api/v1/customers").json()
+    bad = adam.post("/api/v1/customers", {**new, "contact_email": "not-an-address"})
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "contact_email"
     assert (
         adam.post(
             "/api/v1/products",
