@@ -71,28 +71,50 @@ def append(
             )
             return cursor.fetchone()
         # SQLite: the transaction already holds the database's write lock.
-        cursor.execute("SELECT seq, hash FROM audit_entry ORDER BY seq DESC LIMIT 1")
-        seq, prev = cursor.fetchone() or (0, GENESIS)
+        (row,) = _chained(cursor, [(actor, action, object_type, object_ref, body, moment)])
+        cursor.execute(_INSERT, row)
+    return row[0], row[8]
+
+
+def append_many(entries: list[tuple[str, str, str, str, dict[str, Any], datetime]]) -> None:
+    """Append several entries (actor, action, object type, object ref, payload, at) at once,
+    in order, inside the transaction they record: one lock, one round of inserts."""
+    if not connection.in_atomic_block:
+        raise RuntimeError("audit entries are appended inside the transaction they record")
+    if not entries:
+        return
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CHAIN_LOCK])
+        rows = _chained(
+            cursor, [(actor, action, kind, ref, payload_json(payload), at)
+                     for actor, action, kind, ref, payload, at in entries]
+        )  # fmt: skip
+        cursor.executemany(_INSERT, rows)
+
+
+_INSERT = (
+    "INSERT INTO audit_entry (seq, at, actor, action, object_type, object_ref, payload, "
+    "prev_hash, hash, canonical) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+)
+
+
+def _chained(cursor, entries) -> list[tuple]:
+    """Rows for `entries` (payloads already JSON) that continue the chain from its head;
+    the caller holds the chain's lock."""
+    cursor.execute("SELECT seq, hash FROM audit_entry ORDER BY seq DESC LIMIT 1")
+    seq, prev = cursor.fetchone() or (0, GENESIS)
+    rows = []
+    for actor, action, object_type, object_ref, body, moment in entries:
         seq += 1
         text = canonical(seq, timestamp(moment), actor, action, object_type, object_ref, prev, body)
         digest = entry_hash(text)
-        cursor.execute(
-            "INSERT INTO audit_entry (seq, at, actor, action, object_type, object_ref, payload, "
-            "prev_hash, hash, canonical) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            [
-                seq,
-                connection.ops.adapt_datetimefield_value(moment),
-                actor,
-                action,
-                object_type,
-                object_ref,
-                body,
-                prev,
-                digest,
-                text,
-            ],
-        )
-    return seq, digest
+        rows.append(
+            (seq, connection.ops.adapt_datetimefield_value(moment), actor, action, object_type,
+             object_ref, body, prev, digest, text)
+        )  # fmt: skip
+        prev = digest
+    return rows
 
 
 @transaction.atomic

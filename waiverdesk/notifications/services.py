@@ -44,57 +44,57 @@ def publish(
 ) -> None:
     """Queue `event` about `waiver` for every subscribed webhook and, by email, for the people
     in `to` who have not muted it. Call it inside the transaction of the change."""
-    payload = {
-        "reference": waiver.reference,
-        "status": waiver.status,
-        "type": waiver.type,
-        "customer": waiver.customer.external_id,
-        "start": waiver.start.isoformat(),
-        "end": waiver.end.isoformat(),
-        **data,
-    }
-    messages = [
-        Message(
-            channel=Message.Channel.WEBHOOK,
-            event=event,
-            object_ref=waiver.reference,
-            message_id=f"msg_{uuid.uuid4().hex}",
-            webhook=hook,
-            body=json.dumps(
-                {"type": event, "timestamp": now.isoformat(), "data": payload}, sort_keys=True
-            ),
-            next_attempt_at=now,
-            created_at=now,
-        )
-        for hook in Webhook.objects.filter(active=True)
-        if not hook.events or event in hook.events
-    ]
-    people = {u.pk: u for u in to if u is not None and u.is_active and u.email}
+    publish_many(event, [(waiver, data, to)], now)
+
+
+def publish_many(event: str, items: list[tuple[Any, dict[str, Any], list]], now: datetime) -> None:
+    """`publish` for many waivers at once: (waiver, data, people) each."""
+    hooks = [h for h in Webhook.objects.filter(active=True) if not h.events or event in h.events]
+    people = {u.pk: u for _w, _d, to in items for u in to if u and u.is_active and u.email}
     muted = {p.user_id for p in Preference.objects.filter(user_id__in=people) if event in p.muted}
-    for user in people.values():
-        if user.pk in muted:
+    messages = []
+    for waiver, data, to in items:
+        payload = {
+            "reference": waiver.reference,
+            "status": waiver.status,
+            "type": waiver.type,
+            "customer": waiver.customer.external_id,
+            "start": waiver.start.isoformat(),
+            "end": waiver.end.isoformat(),
+            **data,
+        }
+        body = json.dumps({"type": event, "timestamp": now.isoformat(), "data": payload},
+                          sort_keys=True)  # fmt: skip
+        messages += [_message(Message.Channel.WEBHOOK, event, waiver, now, webhook=h, body=body)
+                     for h in hooks]  # fmt: skip
+        readers = {u.pk: u for u in to if u and u.pk in people and u.pk not in muted}
+        if not readers:
             continue
         context = {
-            "user": user,
             "waiver": waiver,
             "sentence": EVENTS[event],
             "data": data,
             "url": f"{settings.BASE_URL}/requests/{waiver.reference}/",
         }
-        messages.append(
-            Message(
-                channel=Message.Channel.EMAIL,
-                event=event,
-                object_ref=waiver.reference,
-                message_id=f"msg_{uuid.uuid4().hex}",
-                recipient=user.email,
-                subject=f"{waiver.reference} {EVENTS[event]}",
-                body=render_to_string("notifications/email.txt", context),
-                next_attempt_at=now,
-                created_at=now,
-            )
-        )
+        text = render_to_string("notifications/email.txt", context)  # the same for every reader
+        messages += [
+            _message(Message.Channel.EMAIL, event, waiver, now, recipient=user.email,
+                     subject=f"{waiver.reference} {EVENTS[event]}", body=text)
+            for user in readers.values()
+        ]  # fmt: skip
     Message.objects.bulk_create(messages)
+
+
+def _message(channel: str, event: str, waiver: Any, now: datetime, **fields) -> Message:
+    return Message(
+        channel=channel,
+        event=event,
+        object_ref=waiver.reference,
+        message_id=f"msg_{uuid.uuid4().hex}",
+        next_attempt_at=now,
+        created_at=now,
+        **fields,
+    )
 
 
 def queue_email(

@@ -502,7 +502,7 @@ def _end(reference, by, action, reason, now, authorize) -> Waiver:
             at=now,
         )
         if target == Status.TERMINATED:
-            _create_revert_task(waiver, now)
+            _create_revert_tasks([waiver], now)
             notify.publish(
                 "waiver.terminated", waiver, {"reason": reason}, _stakeholders(waiver), now
             )
@@ -916,11 +916,12 @@ def _create_tasks(waiver: Waiver, specs, now: datetime) -> None:
     Task.objects.bulk_create(_task(waiver, spec, now) for spec in specs)
 
 
-def _create_revert_task(waiver: Waiver, now: datetime) -> None:
-    """When an exception ends, its entitlement change is to be reverted (once)."""
-    spec = policy_of(waiver).document.implementation.revert
-    if spec is not None:
-        Task.objects.bulk_create([_task(waiver, spec, now)], ignore_conflicts=True)
+def _create_revert_tasks(waivers: list[Waiver], now: datetime) -> None:
+    """When exceptions end, their entitlement changes are to be reverted (once each)."""
+    specs = [(w, policy_of(w).document.implementation.revert) for w in waivers]
+    Task.objects.bulk_create(
+        [_task(w, spec, now) for w, spec in specs if spec is not None], ignore_conflicts=True
+    )
 
 
 def _task(waiver: Waiver, spec, now: datetime) -> Task:
@@ -985,46 +986,61 @@ def due_for_clock(today: date):
     )
 
 
-def sweep(now: datetime | None = None, dry_run: bool = False) -> list[tuple[str, str]]:
-    """Activate waivers whose start has come and expire those whose end has passed.
+def sweep(
+    now: datetime | None = None, dry_run: bool = False, batch: int = 1000
+) -> list[tuple[str, str]]:
+    """Activate waivers whose start has come (their required work done) and expire those
+    whose end has passed, a batch per transaction.
 
-    Each change is a conditional update, so two sweepers at once never
-    activate or expire a waiver twice, and a second run changes nothing.
+    Each waiver changes only if it is still in the state it was read in and no other
+    sweeper holds it, so two sweepers at once never activate or expire a waiver twice,
+    and a second run changes nothing.
     """
     now = now or clock.now()
     today = now.date()
+    due = [
+        (pk, reference, status, action)
+        for pk, reference, status, start, end in due_for_clock(today)
+        .order_by("pk")
+        .values_list("pk", "reference", "status", "start", "end")
+        if (action := lifecycle.due_clock_action(status, start, end, today))
+    ]
+    if dry_run:
+        return [(reference, action) for _pk, reference, _status, action in due]
     done = []
-    for pk, reference, status, start, end in due_for_clock(today).values_list(
-        "pk", "reference", "status", "start", "end"
-    ):
-        action = lifecycle.due_clock_action(status, start, end, today)
-        if action is None:
-            continue
-        if dry_run:
-            done.append((reference, action))
-            continue
-        target = lifecycle.next_status(status, action)
-        with transaction.atomic():
-            changed = Waiver.objects.filter(pk=pk, status=status).update(
-                status=target, updated_at=now
-            )
-            if changed:
-                audit.append(
-                    "system",
-                    f"waiver.{target}",
-                    None,
-                    {"from": status, "to": target, "today": today.isoformat()},
-                    object_type="waiver",
-                    object_ref=reference,
-                    at=now,
-                )
-                waiver = get(reference)
-                if target == Status.EXPIRED:
-                    _create_revert_task(waiver, now)
-                event = {"active": "waiver.activated"}.get(target, f"waiver.{target}")
-                notify.publish(event, waiver, {}, _stakeholders(waiver), now)
-                done.append((reference, action))
+    for first in range(0, len(due), batch):
+        done += _sweep_batch(due[first : first + batch], now)
     return done
+
+
+def _sweep_batch(rows: list[tuple], now: datetime) -> list[tuple[str, str]]:
+    with transaction.atomic():
+        held = dict(
+            Waiver.objects.select_for_update(skip_locked=True)
+            .filter(pk__in=[r[0] for r in rows])
+            .values_list("pk", "status")
+        )
+        moving = [r for r in rows if held.get(r[0]) == r[2]]  # as read, and not another's
+        targets = {}
+        for pk, _reference, status, action in moving:
+            targets.setdefault((status, lifecycle.next_status(status, action)), []).append(pk)
+        for (status, target), pks in targets.items():
+            Waiver.objects.filter(pk__in=pks, status=status).update(status=target, updated_at=now)
+        waivers = {w.pk: w for w in _with_parties(Waiver.objects.filter(pk__in=held))}
+        ended = [waivers[pk] for pk, *_ in moving if waivers[pk].status == Status.EXPIRED]
+        _create_revert_tasks(ended, now)
+        for target in (Status.ACTIVE, Status.EXPIRED):
+            changed = [waivers[pk] for pk, *_ in moving if waivers[pk].status == target]
+            event = "waiver.activated" if target == Status.ACTIVE else "waiver.expired"
+            notify.publish_many(event, [(w, {}, _stakeholders(w)) for w in changed], now)
+        audit.append_many(
+            [
+                ("system", f"waiver.{waivers[pk].status}", "waiver", reference,
+                 {"from": status, "to": waivers[pk].status, "today": now.date().isoformat()}, now)
+                for pk, reference, status, _action in moving
+            ]
+        )  # fmt: skip
+    return [(reference, action) for _pk, reference, _status, action in moving]
 
 
 # -- who is told ---------------------------------------------------------------
