@@ -120,16 +120,19 @@ def muted(user: User) -> list[str]:
     return sorted(preference.muted) if preference else []
 
 
-def set_muted(user: User, events: list[str], mute: bool) -> list[str]:
-    """Mute (or unmute) `events` for `user`; the events now muted."""
+def set_muted(
+    user: User, events: list[str], mute: bool = True, only: bool = False, by: str = "system"
+) -> list[str]:
+    """Mute (or unmute) `events` for `user`; with `only`, exactly `events` are muted.
+    Return the events now muted."""
     require_known(events)
     with transaction.atomic():
         preference, _ = Preference.objects.select_for_update().get_or_create(user=user)
-        chosen = set(preference.muted)
+        chosen = set() if only else set(preference.muted)
         preference.muted = sorted(chosen | set(events) if mute else chosen - set(events))
         preference.save()
         audit.append(
-            "system", "notifications.muted", user, {"muted": preference.muted},
+            by, "notifications.muted", user, {"muted": preference.muted},
             object_type="user", object_ref=user.username,
         )  # fmt: skip
     return preference.muted

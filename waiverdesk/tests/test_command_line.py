@@ -15,6 +15,7 @@ from django.core.management import CommandError, call_command
 
 from waiverdesk.audit import triggers
 from waiverdesk.testing import big_discount_body, request_body
+from waiverdesk.waivers import services
 from waiverdesk.waivers.models import Waiver
 
 POLICY_FILE = str(settings.DEFAULT_POLICY_FILE)
@@ -74,6 +75,18 @@ def test_user_password_lets_a_person_sign_in_and_refuses_a_weak_one(world):
         run("user", "password", "rita", stdin="short\n")
     assert run("user", "password", "rita", stdin="a long passphrase\n") == "rita may now sign in"
     assert User.objects.get(username="rita").check_password("a long passphrase")
+
+
+def test_implementation_tasks_are_done_from_the_shell(world):
+    ref = services.create(request_body(submit=True), world["rita"]).reference
+    services.decide(ref, world["mona"], "approve")
+    assert run("waiver", "task-done", ref, "update_billing", "--as", "ivan") == (
+        f"{ref}: Bring billing in line with the authorized terms done"
+    )
+    with pytest.raises(CommandError, match="has no task 'paint_it'"):
+        run("waiver", "task-done", ref, "paint_it", "--as", "ivan")
+    with pytest.raises(CommandError, match="this task is for rita"):
+        run("waiver", "task-done", ref, "notify_customer", "--as", "ivan")
 
 
 def test_a_request_through_its_life_from_the_shell(world, tmp_path):

@@ -16,6 +16,7 @@ from django.test import Client
 
 from waiverdesk.api.models import ApiToken
 from waiverdesk.audit.models import AuditEntry
+from waiverdesk.notifications.models import Preference
 from waiverdesk.policies import services as policies
 from waiverdesk.testing import big_discount_body, request_body
 from waiverdesk.waivers import services
@@ -60,6 +61,7 @@ PAGES = {
     "policy diff": "/policy/diff/1/2/",
     "tokens": "/tokens/",
     "implementation": "/implementation/",
+    "email preferences": "/preferences/",
 }
 
 
@@ -309,6 +311,16 @@ def test_the_implementation_board_lists_open_tasks_and_who_may_do_them(waiver, w
         follow=True,
     )
     assert "this task is for the implementer role" in refused.content.decode()
+
+
+def test_a_person_chooses_which_events_they_are_emailed_about(world):
+    rita = client_for("rita")
+    rita.post("/preferences/", {"events": ["waiver.approved", "waiver.rejected"]})
+    muted = Preference.objects.get(user=world["rita"]).muted
+    assert "waiver.submitted" in muted and "waiver.approved" not in muted
+    page = rita.get("/preferences/").content.decode()
+    assert 'value="waiver.approved" checked' in page
+    assert 'value="waiver.submitted">' in page
 
 
 def test_the_policy_page_explains_the_rules_in_plain_language(world):

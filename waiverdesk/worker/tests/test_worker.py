@@ -193,6 +193,18 @@ def test_a_condition_past_its_due_date_is_breached_and_told_to_its_owner_and_con
     assert "Condition breached: Seat count reported" in flagged
 
 
+def test_a_late_implementation_task_is_told_once_to_whoever_should_do_it(people, smtp_server):
+    waiver = services.create(request_body(submit=True), people["rita"], now=NOW)
+    services.decide(waiver.reference, people["mona"], "approve", now=NOW)  # tasks due in 2 days
+    jobs.tick(NOW + timedelta(days=2))
+    assert not mails_to(smtp_server, "ivan@example.com", "task past its due date")
+    jobs.tick(NOW + timedelta(days=3))
+    jobs.tick(NOW + timedelta(days=4))
+    late = mails_to(smtp_server, "ivan@example.com", "task past its due date")
+    assert len(late) == 2  # entitlements and billing, each once; rita's notice goes to rita
+    assert len(mails_to(smtp_server, "rita@example.com", "task past its due date")) == 1
+
+
 def test_a_dry_run_says_what_it_would_do_and_changes_nothing(people):
     waiver = approved(people)
     lines = jobs.tick(at(START), dry_run=True)

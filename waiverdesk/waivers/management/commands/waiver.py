@@ -64,6 +64,9 @@ class Command(ActionCommand):
         p.add_argument("dimension")
         p.add_argument("score", type=int)
         p.add_argument("--rationale", required=True)
+        p = action("task-done", "mark an implementation task done (by its name)")
+        p.add_argument("task", help="e.g. update_billing")
+        p.add_argument("--note", default="")
         action("show", "a waiver's detail as JSON", actor=False)
         p = action("list", "waivers, newest first", ref=False, actor=False)
         p.add_argument("--status", default="")
@@ -132,6 +135,15 @@ class Command(ActionCommand):
     def do_override_risk(self, reference, username, dimension, score, rationale, **_):
         waiver = self.run(services.override_risk, reference, username, dimension, score, rationale)
         self.stdout.write(f"{waiver.reference} {waiver.status} risk {waiver.risk['overall']}")
+
+    def do_task_done(self, reference, username, task, note, **_):
+        waiver = self.run(lambda ref: services.get(ref), reference)
+        found = waiver.tasks.filter(name=task).first()
+        if found is None:
+            names = ", ".join(waiver.tasks.values_list("name", flat=True)) or "none"
+            raise CommandError(f"{reference} has no task '{task}' (its tasks: {names})")
+        done = services.complete_task(found.pk, self.person(username), note)
+        self.stdout.write(f"{reference}: {done.title} done")
 
     def do_show(self, reference, **_):
         self.print_json(detail(self.run(lambda ref: services.get(ref), reference)))
