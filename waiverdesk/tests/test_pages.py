@@ -39,6 +39,26 @@ def client_for(name: str) -> Client:
     return client
 
 
+def big_discount_form(**changes) -> dict:
+    """The web form of big_discount_body(), without its evidence."""
+    body = big_discount_body()
+    return {
+        "customer": body["customer"],
+        "products": body["products"],
+        "license_type": "subscription",
+        "region": "EMEA",
+        "start": body["start"],
+        "end": body["end"],
+        "control_owner": "olga",
+        "outcomes.metric": "seats deployed",
+        "outcomes.target": "1200",
+        **{f"scope.{k}": str(v) for k, v in body["scope"].items()},
+        **{f"financials.{k}": str(v) for k, v in body["financials"].items()},
+        **{f"justification.{k}": v for k, v in body["justification"].items()},
+        **changes,
+    }
+
+
 def expected(page: str, who: str) -> int:
     if who == "anonymous":
         return 302  # to the sign-in page
@@ -131,22 +151,7 @@ def test_bad_input_is_shown_at_each_field_and_nothing_is_stored(world):
 
 
 def test_evidence_sent_with_the_form_is_stored_with_the_request(world):
-    body = big_discount_body(evidence={})
-    form = {
-        "customer": body["customer"],
-        "products": body["products"],
-        "license_type": "subscription",
-        "region": "EMEA",
-        "start": body["start"],
-        "end": body["end"],
-        "control_owner": "olga",
-        "outcomes.metric": "seats deployed",
-        "outcomes.target": "1200",
-        **{f"scope.{k}": str(v) for k, v in body["scope"].items()},
-        **{f"financials.{k}": str(v) for k, v in body["financials"].items()},
-        **{f"justification.{k}": v for k, v in body["justification"].items()},
-        "submit": "1",
-    }
+    form = big_discount_form(submit="1")
     rita = client_for("rita")
     missing = rita.post("/requests/new/volume_discount/", form)
     assert missing.status_code == 422
@@ -171,23 +176,7 @@ def test_a_draft_is_completed_on_its_edit_form_and_submitted_in_one_step(world):
     edit = f"/requests/{draft.reference}/edit/volume_discount/"
     page = rita.get(edit).content.decode()
     assert 'value="1500"' in page  # the stored answers fill the form
-    form = {
-        "customer": "ACME-001",
-        "products": ["DB-ENT"],
-        "license_type": "subscription",
-        "region": "EMEA",
-        "start": "2027-02-01",
-        "end": "2028-06-30",
-        "scope.seats": "1500",
-        "scope.discount_pct": "30",
-        "financials.list_value": "900000",
-        "financials.concession": "270000",
-        **{f"justification.{k}": v for k, v in draft.justification.items()},
-        "outcomes.metric": "seats deployed",
-        "outcomes.target": "1200",
-        "control_owner": "olga",
-        "submit": "1",
-    }
+    form = big_discount_form(**{"scope.discount_pct": "30", "submit": "1"})
     assert rita.post(edit, form).status_code == 422  # the evidence is still missing
     draft.refresh_from_db()
     assert (draft.status, draft.scope["discount_pct"]) == ("draft", 35)  # nothing changed
@@ -201,21 +190,7 @@ def test_a_draft_is_completed_on_its_edit_form_and_submitted_in_one_step(world):
 
 
 def test_the_preview_shows_the_route_and_risk_without_saving(world):
-    response = client_for("rita").post(
-        "/requests/new/volume_discount/preview",
-        {
-            "customer": "ACME-001",
-            "products": ["DB-ENT"],
-            "license_type": "subscription",
-            "region": "EMEA",
-            "start": "2027-02-01",
-            "end": "2028-06-30",
-            "scope.seats": "1500",
-            "scope.discount_pct": "35",
-            "financials.list_value": "900000",
-            "financials.concession": "315000",
-        },
-    )
+    response = client_for("rita").post("/requests/new/volume_discount/preview", big_discount_form())
     page = response.content.decode()
     assert response.status_code == 200
     for tier in ("manager", "deal_desk", "finance", "legal", "executive"):

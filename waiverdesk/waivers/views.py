@@ -181,11 +181,8 @@ def act(request: HttpRequest, reference: str, action: str):
             )
         else:
             return redirect("waiver", reference=reference)
-    except Invalid as invalid:
-        for p in invalid.problems:
-            messages.error(request, f"{p.field}: {p.message}")
-    except Denied as denied:
-        messages.error(request, denied.message)
+    except (Invalid, Denied) as refused:
+        _report(request, refused)
     else:
         messages.success(request, f"{reference} {done}.")
     return redirect("waiver", reference=reference)
@@ -219,10 +216,8 @@ def send_notice(request: HttpRequest, reference: str):
     _visible(request, reference)
     try:
         to = notice.send(reference, request.user, clock.now())
-    except (Denied, Invalid) as refused:
-        problems = getattr(refused, "problems", None) or [refused]
-        for p in problems:
-            messages.error(request, p.message)
+    except (Invalid, Denied) as refused:
+        _report(request, refused)
     else:
         messages.success(request, f"The notice of {reference} is on its way to {to}.")
     return redirect("customer-notice", reference=reference)
@@ -243,7 +238,7 @@ def task_done(request: HttpRequest, reference: str, pk: int):
     try:
         task = services.complete_task(pk, request.user, request.POST.get("note", ""))
     except Denied as denied:
-        messages.error(request, denied.message)
+        _report(request, denied)
     else:
         messages.success(request, f"{reference}: {task.title} is done.")
     return redirect(request.POST.get("back") or "implementation")
@@ -255,6 +250,15 @@ def dashboard(request: HttpRequest):
     if not roles_of(request.user) & OVERSIGHT_ROLES:
         raise Denied("missing_role", "the dashboard is for approvers, control owners and oversight")
     return render(request, "waivers/dashboard.html", stats.dashboard(clock.now()))
+
+
+def _report(request: HttpRequest, refused: Invalid | Denied) -> None:
+    """A refusal shown on the next page: each problem with its field, or the reason."""
+    if isinstance(refused, Invalid):
+        for p in refused.problems:
+            messages.error(request, f"{p.field}: {p.message}")
+    else:
+        messages.error(request, refused.message)
 
 
 def _visible(request: HttpRequest, reference: str) -> str:
