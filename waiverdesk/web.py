@@ -10,13 +10,17 @@ from django.shortcuts import redirect, render
 
 from waiverdesk.core.errors import Denied
 from waiverdesk.directory.services import roles_of
+from waiverdesk.policies import services as policies
 from waiverdesk.waivers import access
 from waiverdesk.waivers.services import NotFound
 
-OVERSIGHT_ROLES = frozenset(
-    {"control_owner", "auditor", "admin", "policy_admin", "sales_manager", "deal_desk"}
-    | {"finance", "legal", "executive"}
-)
+OVERSIGHT_ROLES = frozenset({"control_owner", "auditor", "admin", "policy_admin"})
+
+
+def sees_dashboard(user) -> bool:
+    """Approvers of any tier of the active policy, control owners and oversight roles."""
+    approvers = policies.compiled(policies.active_version()).approver_roles
+    return bool(roles_of(user) & (OVERSIGHT_ROLES | set(approvers)))
 
 
 def navigation(request: HttpRequest) -> dict:
@@ -26,7 +30,7 @@ def navigation(request: HttpRequest) -> dict:
         return {}
     return {
         "inbox_count": access.pending_for(user).count(),
-        "sees_dashboard": bool(roles_of(user) & OVERSIGHT_ROLES),
+        "sees_dashboard": sees_dashboard(user),
     }
 
 

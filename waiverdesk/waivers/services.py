@@ -298,11 +298,21 @@ def _require_initiator(type_name: str, by: User, version=None) -> None:
         raise Invalid(
             [Problem("type", "unknown_type", f"'{type_name}' is not a type; use {known}")]
         )
-    if not roles_of(by) & set(exception_type.initiators) and "admin" not in roles_of(by):
+    if not _may_start(exception_type, by):
         raise Denied(
             "not_initiator",
             f"a {type_name} request may be started by {', '.join(exception_type.initiators)} only",
         )
+
+
+def _may_start(exception_type, by: User) -> bool:
+    return bool(roles_of(by) & (set(exception_type.initiators) | {"admin"}))
+
+
+def startable_types(by: User) -> list[tuple[str, Any]]:
+    """The exception types of the active policy that `by` may start, in the policy's order."""
+    policy = policies.compiled(policies.active_version())
+    return [(name, t) for name, t in policy.document.types.items() if _may_start(t, by)]
 
 
 # -- changing a request ---------------------------------------------------------

@@ -12,9 +12,8 @@ from waiverdesk import clock
 from waiverdesk.core.errors import Denied, Invalid, Problem
 from waiverdesk.core.lifecycle import IN_FORCE, UNDER_REVIEW
 from waiverdesk.core.policy import DIMENSIONS
-from waiverdesk.directory.services import roles_of
 from waiverdesk.policies import services as policies
-from waiverdesk.web import OVERSIGHT_ROLES, page
+from waiverdesk.web import page, sees_dashboard
 
 from . import access, intake, notice, request_form, services, stats
 from .detail import detail, evaluation_dict
@@ -30,14 +29,7 @@ def my_requests(request: HttpRequest):
 @page
 def new_request(request: HttpRequest):
     """The exception types the user may start, each with what it is for."""
-    policy = policies.compiled(policies.active_version())
-    roles = roles_of(request.user)
-    types = [
-        (name, t)
-        for name, t in policy.document.types.items()
-        if roles & set(t.initiators) or "admin" in roles
-    ]
-    return render(request, "waivers/new.html", {"types": types})
+    return render(request, "waivers/new.html", {"types": services.startable_types(request.user)})
 
 
 @page
@@ -247,7 +239,7 @@ def task_done(request: HttpRequest, reference: str, pk: int):
 @page
 def dashboard(request: HttpRequest):
     """Requests by status and type, pending steps by tier, time to decision."""
-    if not roles_of(request.user) & OVERSIGHT_ROLES:
+    if not sees_dashboard(request.user):
         raise Denied("missing_role", "the dashboard is for approvers, control owners and oversight")
     return render(request, "waivers/dashboard.html", stats.dashboard(clock.now()))
 
