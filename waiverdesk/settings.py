@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "waiverdesk.api",
     "waiverdesk.webhooks",
     "waiverdesk.notifications",
+    "waiverdesk.entitlements",
     "waiverdesk.worker",
 ]
 

@@ -150,6 +150,7 @@ def _http_error(request, exc: HttpError):
 def register_routers() -> None:
     from waiverdesk.audit.api import router as audit_router
     from waiverdesk.directory.api import router as directory_router
+    from waiverdesk.entitlements.api import router as entitlement_router
     from waiverdesk.policies.api import router as policy_router
     from waiverdesk.waivers.api import router as waiver_router
     from waiverdesk.webhooks.api import router as webhook_router
@@ -159,6 +160,7 @@ def register_routers() -> None:
     api.add_router("/", directory_router)
     api.add_router("/webhooks", webhook_router)
     api.add_router("/audit", audit_router)
+    api.add_router("/entitlements", entitlement_router)
 
 
 register_routers()

@@ -60,6 +60,10 @@ class ExceptionType(_Strict):
     checks: list[Check] = []
     grants: str = ""
     at_end: str = ""
+    # What it changes in the customer's entitlement: item -> where its value comes from.
+    entitlement: dict[Literal["seats", "features", "discount_pct", "term_end", "usage_cap"],
+                      Literal["scope.seats", "scope.quantity", "scope.discount_pct",
+                              "scope.features", "end"]] = {}  # fmt: skip
 
 
 class RiskRule(_Strict):

@@ -15,6 +15,8 @@ EVENTS = {
     "waiver.expired": "has expired",
     "waiver.renewed": "has a renewal request",
     "waiver.terminated": "was ended early",
+    "entitlement.granted": "took effect: its entitlement change is to be applied",
+    "entitlement.reverted": "ended: its entitlement change is to be reverted",
     "task.overdue": "has an implementation task past its due date",
     "condition.due": "has a condition that falls due soon",
     "condition.breached": "has a condition that is past its due date",

@@ -25,6 +25,7 @@ from waiverdesk.core.evaluation import Evaluation, Override, ProductFacts, Reque
 from waiverdesk.core.lifecycle import IN_FORCE, OPEN, UNDER_REVIEW, IllegalTransition, Status
 from waiverdesk.core.policy import DIMENSIONS, Policy
 from waiverdesk.directory.services import roles_of
+from waiverdesk.entitlements import services as entitlements
 from waiverdesk.notifications import services as notify
 from waiverdesk.policies import services as policies
 
@@ -513,6 +514,7 @@ def _end(reference, by, action, reason, now, authorize) -> Waiver:
         )
         if target == Status.TERMINATED:
             _create_revert_tasks([waiver], now)
+            entitlements.revert([waiver], now)
             notify.publish(
                 "waiver.terminated", waiver, {"reason": reason}, _stakeholders(waiver), now
             )
@@ -781,6 +783,7 @@ def _supersede(old: Waiver, new: Waiver, by: User, now: datetime) -> None:
     previous, target = old.status, _next(old, "supersede")
     old.status, old.ended_reason, old.updated_at = target, f"amended by {new.reference}", now
     old.save()
+    entitlements.revert([old], now)
     audit.append(
         by.username,
         "waiver.superseded",
@@ -1039,6 +1042,10 @@ def _sweep_batch(rows: list[tuple], now: datetime) -> list[tuple[str, str]]:
         waivers = {w.pk: w for w in _with_parties(Waiver.objects.filter(pk__in=held))}
         ended = [waivers[pk] for pk, *_ in moving if waivers[pk].status == Status.EXPIRED]
         _create_revert_tasks(ended, now)
+        entitlements.grant(
+            [waivers[pk] for pk, *_ in moving if waivers[pk].status == Status.ACTIVE], now
+        )
+        entitlements.revert(ended, now)
         for target in (Status.ACTIVE, Status.EXPIRED):
             changed = [waivers[pk] for pk, *_ in moving if waivers[pk].status == target]
             event = "waiver.activated" if target == Status.ACTIVE else "waiver.expired"
