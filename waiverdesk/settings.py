@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "waiverdesk.webhooks",
     "waiverdesk.notifications",
     "waiverdesk.entitlements",
+    "waiverdesk.usage",
     "waiverdesk.worker",
 ]
 

@@ -152,6 +152,7 @@ def register_routers() -> None:
     from waiverdesk.directory.api import router as directory_router
     from waiverdesk.entitlements.api import router as entitlement_router
     from waiverdesk.policies.api import router as policy_router
+    from waiverdesk.usage.api import router as usage_router
     from waiverdesk.waivers.api import router as waiver_router
     from waiverdesk.webhooks.api import router as webhook_router
 
@@ -161,6 +162,7 @@ def register_routers() -> None:
     api.add_router("/webhooks", webhook_router)
     api.add_router("/audit", audit_router)
     api.add_router("/entitlements", entitlement_router)
+    api.add_router("/usage", usage_router)
 
 
 register_routers()

@@ -149,6 +149,15 @@ MATRIX = {
         "ivan",
         statuses(403, ivan=200, audrey=200, adam=200),
     ),
+    "send usage": (
+        "post",
+        "/api/v1/usage",
+        {"records": []},
+        None,
+        "write",
+        "ivan",
+        statuses(403, ivan=200, adam=200),
+    ),
     "decide": (
         "post",
         "/api/v1/waivers/{ref}/decisions",

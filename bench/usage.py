@@ -1,0 +1,106 @@
+"""Usage ingestion rate: the file import (COPY on PostgreSQL) and the API, in records/s.
+
+python bench/usage.py --engine sqlite|postgresql [--records 1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+from run import setup_database  # noqa: E402
+
+CUSTOMERS, PRODUCTS = 50, 12
+
+
+def reference_data() -> None:
+    from waiverdesk.directory.models import Customer, Product
+
+    Customer.objects.bulk_create(
+        Customer(external_id=f"C-{i:03d}", name=f"Customer {i}") for i in range(CUSTOMERS)
+    )
+    Product.objects.bulk_create(
+        Product(code=f"P-{i:02d}", name=f"Product {i}", family="Analytics") for i in range(PRODUCTS)
+    )
+
+
+def write_file(path: Path, count: int, first: int = 0) -> None:
+    with path.open("w") as out:
+        out.write("record_id,customer,product,metric,quantity,period_start,period_end\n")
+        for i in range(first, first + count):
+            out.write(f"r{i},C-{i % CUSTOMERS:03d},P-{i % PRODUCTS:02d},seats,{i % 97},"
+                      f"2027-{1 + i % 12:02d}-01,2027-{1 + i % 12:02d}-28\n")  # fmt: skip
+
+
+def bench_file(count: int) -> None:
+    from waiverdesk.usage import services
+
+    path = Path(tempfile.mkdtemp()) / "usage.csv"
+    write_file(path, count)
+    t0 = time.perf_counter()
+    with path.open(newline="") as handle:
+        report = services.ingest(services.read_file(handle, "csv"), datetime.now(UTC))
+    elapsed = time.perf_counter() - t0
+    assert report.accepted == count, report
+    print(f"  file import: {count:,} records in {elapsed:.1f} s ({count / elapsed:,.0f}/s)")
+
+
+def bench_api(batches: int, size: int = 5000) -> None:
+    from django.contrib.auth.models import User
+    from django.test import Client
+
+    from waiverdesk.api.services import create_token
+    from waiverdesk.directory.services import add_user
+
+    ivan = add_user("ivan", ["implementer"])
+    token = create_token(User.objects.get(pk=ivan.pk), "meter", ["write"])[1]
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {token}", HTTP_HOST="localhost")
+    bodies = [
+        json.dumps({"records": [
+            {"record_id": f"api{b}-{i}", "customer": f"C-{i % CUSTOMERS:03d}",
+             "product": f"P-{i % PRODUCTS:02d}", "metric": "seats", "quantity": i % 97,
+             "timestamp": "2027-03-04T10:00:00Z"}
+            for i in range(size)
+        ]})
+        for b in range(batches)
+    ]  # fmt: skip
+    t0 = time.perf_counter()
+    for body in bodies:
+        response = client.post("/api/v1/usage", body, content_type="application/json")
+        assert response.json()["accepted"] == size, response.content[:300]
+    elapsed = time.perf_counter() - t0
+    total = batches * size
+    print(f"  API: {total:,} records in batches of {size:,}: {total / elapsed:,.0f} records/s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--engine", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--records", type=int, default=1_000_000)
+    args = parser.parse_args()
+    setup_database(args.engine)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "waiverdesk.settings")
+    os.environ.setdefault("WAIVERDESK_LOG_LEVEL", "WARNING")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    reference_data()
+    print(f"== usage ingestion on {args.engine}")
+    bench_file(args.records)
+    bench_api(20)
+
+
+if __name__ == "__main__":
+    main()
