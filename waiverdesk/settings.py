@@ -111,6 +111,9 @@ STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 WHITENOISE_USE_FINDERS = True
 
+# Batches of usage records are large: up to 10,000 records in one request.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 16 * 2**20
+
 ATTACHMENT_DIR = DATA_DIR / "attachments"
 ATTACHMENT_MAX_BYTES = int(os.environ.get("WAIVERDESK_ATTACHMENT_MAX_BYTES", 10 * 1024 * 1024))
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, JsonResponse
 from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError, ValidationError
@@ -170,9 +172,18 @@ register_routers()
 
 def refuse_nul_bytes(get_response):
     """Middleware: text with NUL characters cannot be stored (PostgreSQL refuses it), so an
-    API request carrying one is answered 400 before anything runs."""
+    API request carrying one is answered 400 before anything runs; a body over the size
+    limit, 413."""
 
     def middleware(request: HttpRequest):
+        if request.path.startswith("/api/"):
+            try:
+                request.body  # noqa: B018 - read once, here, so that its size is checked here
+            except RequestDataTooBig:
+                limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE // 2**20
+                problem = {"field": "body", "code": "too_large",
+                           "message": f"a request body may be at most {limit} MiB"}  # fmt: skip
+                return JsonResponse({"errors": [problem]}, status=413)
         if request.path.startswith("/api/") and (
             b"\\u0000" in request.body
             or b"\x00" in request.body

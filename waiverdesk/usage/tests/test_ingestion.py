@@ -117,3 +117,17 @@ def test_an_api_batch_is_one_transaction_with_the_callers(world):
         services.ingest(enumerate([record(1)]), NOW)
         raise RuntimeError("rolled back")
     assert not UsageRecord.objects.exists()
+
+
+def test_a_batch_over_the_size_limit_is_refused_in_json(world, client, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 2**20
+    token = tokens.create_token(world["ivan"], "meter", ["write"])[1]
+    sent = client.post(
+        "/api/v1/usage",
+        {"records": [record(n, metric="x" * 50) for n in range(20_000)]},
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {token}",
+    )
+    assert sent.status_code == 413
+    assert sent.json()["errors"][0]["code"] == "too_large"
+    assert not UsageRecord.objects.exists()
