@@ -17,6 +17,7 @@ EVENTS = {
     "waiver.terminated": "was ended early",
     "entitlement.granted": "took effect: its entitlement change is to be applied",
     "entitlement.reverted": "ended: its entitlement change is to be reverted",
+    "waiver.flagged": "has a finding about its use (leakage or under-use)",
     "task.overdue": "has an implementation task past its due date",
     "condition.due": "has a condition that falls due soon",
     "condition.breached": "has a condition that is past its due date",

@@ -70,6 +70,23 @@ class TaskOut(Schema):
     done_at: str | None
 
 
+class MonthOut(Schema):
+    month: str
+    peak: float
+
+
+class FindingOut(Schema):
+    kind: str
+    detail: str
+
+
+class UsageOut(Schema):
+    allowed: float | None
+    peak: float | None
+    months: list[MonthOut]
+    findings: list[FindingOut]
+
+
 class WaiverOut(Schema):
     reference: str
     status: str
@@ -104,6 +121,7 @@ class WaiverOut(Schema):
     predecessor: str | None
     renewal_count: int
     timeline: list[dict[str, Any]]
+    usage: UsageOut | None
 
 
 class WaiverSummary(Schema):

@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from waiverdesk import clock
 from waiverdesk.audit.models import AuditEntry
 from waiverdesk.core.evaluation import Evaluation
+from waiverdesk.usage import utilization
 
 from .models import Waiver
+
+USED_STATES = frozenset({"active", "expired", "terminated", "superseded"})
 
 
 def evaluation_dict(evaluation: Evaluation) -> dict[str, Any]:
@@ -132,6 +136,20 @@ def detail(waiver: Waiver) -> dict[str, Any]:
         "predecessor": waiver.predecessor.reference if waiver.predecessor else None,
         "renewal_count": waiver.renewal_count,
         "timeline": timeline(waiver.reference),
+        "usage": usage_of(waiver),
+    }
+
+
+def usage_of(waiver: Waiver) -> dict[str, Any] | None:
+    """Use against what the exception allows, once it has started (None before)."""
+    if waiver.status not in USED_STATES:
+        return None
+    found = utilization.of(waiver, clock.now().date())
+    return {
+        "allowed": found.allowed,
+        "peak": found.peak,
+        "months": found.months,
+        "findings": [{"kind": k, "detail": d} for k, d in found.findings],
     }
 
 

@@ -11,6 +11,7 @@ from django.db.models import Count, F, Min, Q
 
 from waiverdesk.core.lifecycle import UNDER_REVIEW
 from waiverdesk.directory.services import roles_of
+from waiverdesk.usage import utilization
 
 from . import access, services
 from .models import RouteStep, Task, Waiver
@@ -71,6 +72,19 @@ def bars(counts: dict[str, int]) -> list[dict[str, Any]]:
     ]
 
 
+def usage_bars(usage: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """A month-by-month chart of peak use, scaled to the larger of the peak and the grant."""
+    if not usage or not usage["months"]:
+        return []
+    allowed = usage["allowed"]
+    top = max([m["peak"] for m in usage["months"]] + [allowed or 0]) or 1
+    return [
+        {"label": m["month"], "value": m["peak"], "pct": round(100 * m["peak"] / top),
+         "over": allowed is not None and m["peak"] > allowed}
+        for m in usage["months"]
+    ]  # fmt: skip
+
+
 def dashboard(now: datetime) -> dict[str, Any]:
     """Requests by status and type, pending steps by tier with their age, time to decision."""
     by_status = dict(Waiver.objects.values_list("status").annotate(n=Count("id")))
@@ -104,6 +118,7 @@ def dashboard(now: datetime) -> dict[str, Any]:
             ("Steps pending by tier", bars({t["tier"]: t["count"] for t in tiers})),
         ],
         "pending_tiers": sorted(tiers, key=lambda t: -t["oldest_hours"]),
+        "flags": list(utilization.flagged()[:50]),
         "decided": len(hours),
         "median_hours": round(statistics.median(hours), 1) if hours else None,
     }

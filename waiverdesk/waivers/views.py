@@ -123,6 +123,7 @@ def waiver_page(request: HttpRequest, reference: str):
         ],
         "today": clock.now().date().isoformat(),
         "doable": {t.pk for t in waiver.tasks.all() if services.may_do(t, user)},
+        "usage_bars": stats.usage_bars(shown["usage"]),
     }
     return render(request, "waivers/waiver.html", context)
 

@@ -1,11 +1,13 @@
-"""The periodic jobs, in the order a tick runs them. Each is idempotent and safe with
-several workers at once: changes are conditional updates or claimed rows."""
+"""The periodic jobs, in the order a tick runs them (the last scans usage for leakage).
+Each is idempotent and safe with several workers at once: changes are conditional updates,
+claimed rows or rows recorded once."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 from waiverdesk.notifications import services as notify
+from waiverdesk.usage import utilization
 from waiverdesk.waivers import services, sunset
 
 
@@ -15,6 +17,7 @@ def tick(now: datetime, dry_run: bool = False) -> list[str]:
     lines += [f"{ref}: {what}" for ref, what in sunset.remind(now, dry_run)]
     lines += [f"{ref}: {what}" for ref, what in sunset.check_conditions(now, dry_run)]
     lines += [f"{ref}: {what}" for ref, what in sunset.check_tasks(now, dry_run)]
+    lines += [f"{ref}: {what}" for ref, what in utilization.scan(now, dry_run)]
     if dry_run:
         lines += [f"would send {m.channel} {m.event} for {m.object_ref}" for m in notify.due(now)]
     else:
