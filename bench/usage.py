@@ -82,10 +82,80 @@ def bench_api(batches: int, size: int = 5000) -> None:
     print(f"  API: {total:,} records in batches of {size:,}: {total / elapsed:,.0f} records/s")
 
 
+def bench_scan(records: int, accounts: int = 1000) -> None:
+    """The leakage scan: one active exception per account, `records` usage records spread
+    over the accounts, 12 products and a year."""
+    from django.conf import settings
+    from django.db import connection
+
+    from waiverdesk.directory import services as directory
+    from waiverdesk.directory.models import Customer, Product
+    from waiverdesk.entitlements.models import EntitlementChange
+    from waiverdesk.policies import services as policies
+    from waiverdesk.usage import utilization
+    from waiverdesk.waivers.models import Waiver
+
+    version = policies.publish(settings.DEFAULT_POLICY_FILE.read_text())
+    rita = directory.add_user("rita", ["requester"])
+    olga = directory.add_user("olga", ["control_owner"])
+    Customer.objects.bulk_create(
+        Customer(external_id=f"S-{i:04d}", name=f"Scanned {i}") for i in range(accounts)
+    )
+    customers = list(Customer.objects.filter(external_id__startswith="S-").order_by("id"))
+    products = list(Product.objects.order_by("id"))
+    now = datetime(2027, 1, 1, tzinfo=UTC)
+    waivers = Waiver.objects.bulk_create(
+        Waiver(reference=f"WVR-2027-{i:05d}", kind="new", type="temporary_access",
+               status="active", policy_version=version, requester=rita, control_owner=olga,
+               customer=c, license_type="subscription", region="AMER",
+               start=datetime(2027, 3, 1).date(), end=datetime(2027, 8, 31).date(),
+               scope={"seats": 50}, outcomes=[{"metric": "seats", "target": 40}],
+               created_at=now, updated_at=now)
+        for i, c in enumerate(customers)
+    )  # fmt: skip
+    waivers = list(Waiver.objects.filter(customer__in=customers).order_by("id"))
+    Waiver.products.through.objects.bulk_create(
+        Waiver.products.through(waiver=w, product=products[i % len(products)])
+        for i, w in enumerate(waivers)
+    )
+    EntitlementChange.objects.bulk_create(
+        EntitlementChange(waiver=w, customer=w.customer, product=products[i % len(products)],
+                          change="grant", item="seats", value=50, at=now)
+        for i, w in enumerate(waivers)
+    )  # fmt: skip
+    first_customer, first_product = customers[0].pk, products[0].pk
+    t0 = time.perf_counter()
+    days = "date '2027-01-01' + (i % 365)"
+    series = (
+        f"generate_series(1, {records}) AS i"
+        if connection.vendor == "postgresql"
+        else f"(WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s "
+        f"WHERE i < {records}) SELECT i FROM s)"
+    )
+    if connection.vendor == "sqlite":
+        days = "date('2027-01-01', '+' || (i % 365) || ' days')"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO usage_usagerecord (record_id, customer_id, product_id, metric, "
+            "quantity, period_start, period_end, received_at) "
+            f"SELECT 'g' || i, {first_customer} + (i % {accounts}), "
+            f"{first_product} + (i % {len(products)}), 'seats', i % 97, {days}, {days}, "
+            f"'2027-01-01' FROM {series}"
+        )
+        cursor.execute("ANALYZE")  # as autovacuum would, before anyone reads them
+    print(f"  (wrote {records:,} usage records in {time.perf_counter() - t0:.0f} s)")
+    t0 = time.perf_counter()
+    found = utilization.scan(datetime(2027, 9, 15, tzinfo=UTC), dry_run=True)
+    elapsed = time.perf_counter() - t0
+    print(f"  leakage scan: {accounts:,} exceptions over {records:,} usage records in "
+          f"{elapsed:.1f} s ({len(found):,} findings)")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--engine", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--scan-records", type=int, default=10_000_000)
     args = parser.parse_args()
     setup_database(args.engine)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "waiverdesk.settings")
@@ -100,6 +170,7 @@ def main() -> None:
     print(f"== usage ingestion on {args.engine}")
     bench_file(args.records)
     bench_api(20)
+    bench_scan(args.scan_records)
 
 
 if __name__ == "__main__":

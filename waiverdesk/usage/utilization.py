@@ -11,17 +11,16 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from django.db import IntegrityError, transaction
-from django.db.models import Count, Max
-from django.db.models.functions import TruncMonth
+from django.db import IntegrityError, connection, transaction
 
 from waiverdesk.audit import services as audit
 from waiverdesk.core.lifecycle import IN_FORCE
+from waiverdesk.directory.models import Product
 from waiverdesk.entitlements.models import EntitlementChange
 from waiverdesk.notifications import services as notify
 from waiverdesk.waivers.models import Waiver
 
-from .models import Flag, UsageRecord
+from .models import Flag
 
 METRIC = "seats"
 AFTER_END = timedelta(days=90)  # how long after its end use still points at an exception
@@ -36,52 +35,112 @@ class Utilization:
 
 
 def of(waiver: Waiver, today: date) -> Utilization:
-    """The use of `waiver`'s products over its period, and what is wrong with it (SQL
-    aggregates over the customer's usage records)."""
-    covered = list(waiver.products.all())
-    allowed = _granted_seats(waiver)
-    usage = UsageRecord.objects.filter(customer_id=waiver.customer_id, metric=METRIC)
-    during = usage.filter(period_start__lte=waiver.end, period_end__gte=waiver.start)
-    months = list(
-        during.filter(product__in=covered)
-        .annotate(month=TruncMonth("period_start"))
-        .values("month")
-        .annotate(peak=Max("quantity"))
-        .order_by("month")
-    )
-    peak = max((m["peak"] for m in months), default=None)
-    result = Utilization(
-        allowed,
-        peak,
-        [{"month": m["month"].strftime("%Y-%m"), "peak": m["peak"]} for m in months],
-    )
-    if allowed is not None and peak is not None and peak > allowed:
-        result.findings.append(("over_scope", f"peak use {peak:g} seats, {allowed:g} granted"))
-    if today > waiver.end and not _other_cover(waiver, covered):
-        after = usage.filter(
-            product__in=covered,
-            period_start__gt=waiver.end,
-            period_start__lte=waiver.end + AFTER_END,
-            quantity__gt=0,
-        ).aggregate(n=Count("id"), peak=Max("quantity"))
-        if after["n"]:
+    """The use of `waiver`'s products over its period, and what is wrong with it."""
+    return of_many([waiver], today)[waiver.pk]
+
+
+def of_many(waivers: list[Waiver], today: date) -> dict[int, Utilization]:
+    """`of` for many exceptions at once: a few set-based SQL aggregates over the usage
+    records of their customers, however many exceptions there are."""
+    if not waivers:
+        return {}
+    by_id = {w.pk: w for w in waivers}
+    ids = list(by_id)
+    granted = _granted_seats(ids)
+    daily = _rows(_PEAK_BY_DAY, ids)  # (waiver, day, peak) within each period
+    later = _rows(_AFTER_END_BY_DAY, ids)  # (waiver, day, records, peak) after each end
+    elsewhere = _uncovered(ids, _rows(_USED_PRODUCTS, ids))
+    covered_now = _in_force_cover(waivers)
+    found = {}
+    for pk, waiver in by_id.items():
+        months: dict[str, float] = {}
+        for _w, day, peak in (r for r in daily if r[0] == pk):
+            key = str(day)[:7]
+            months[key] = max(months.get(key, 0), peak)
+        peak = max(months.values(), default=None)
+        seats = granted.get(pk, waiver.scope.get("seats"))
+        allowed = float(seats) if isinstance(seats, int | float) else None
+        result = Utilization(
+            allowed, peak, [{"month": m, "peak": v} for m, v in sorted(months.items())]
+        )
+        if allowed is not None and peak is not None and peak > allowed:
+            result.findings.append(("over_scope", f"peak use {peak:g} seats, {allowed:g} granted"))
+        window = waiver.end + AFTER_END
+        after = [r for r in later if r[0] == pk and _day(r[1]) <= min(window, today)]
+        if today > waiver.end and after and pk not in covered_now:
+            count, top = sum(r[2] for r in after), max(r[3] for r in after)
             result.findings.append(
-                ("after_end", f"{after['n']} records after {waiver.end}, up to {after['peak']:g}")
+                ("after_end", f"{count} records after {waiver.end}, up to {top:g}")
             )
-    families = {p.family for p in covered}
-    elsewhere = (
-        during.filter(product__family__in=families, quantity__gt=0)
-        .exclude(product__in=covered)
-        .values_list("product__code", flat=True)
-        .distinct()
-    )
-    if codes := sorted(elsewhere):
-        result.findings.append(("uncovered_product", f"use of {', '.join(codes)} in the period"))
-    target = _promised(waiver)
-    half_way = waiver.start + (waiver.end - waiver.start) / 2
-    if target is not None and today >= half_way and (peak or 0) < target:
-        result.findings.append(("under_use", f"peak use {peak or 0:g} seats, {target:g} promised"))
-    return result
+        if codes := elsewhere.get(pk):
+            result.findings.append(
+                ("uncovered_product", f"use of {', '.join(codes)} in the period")
+            )
+        target = _promised(waiver)
+        half_way = waiver.start + (waiver.end - waiver.start) / 2
+        if target is not None and today >= half_way and (peak or 0) < target:
+            result.findings.append(
+                ("under_use", f"peak use {peak or 0:g} seats, {target:g} promised")
+            )
+        found[pk] = result
+    return found
+
+
+# Usage joined to each exception by customer and covered product, over its period.
+_PEAK_BY_DAY = """
+    SELECT w.id, u.period_start, MAX(u.quantity)
+    FROM waivers_waiver w
+    JOIN waivers_waiver_products wp ON wp.waiver_id = w.id
+    JOIN usage_usagerecord u ON u.customer_id = w.customer_id AND u.product_id = wp.product_id
+    WHERE w.id IN ({ids}) AND u.metric = %s
+      AND u.period_start <= w."end" AND u.period_end >= w.start
+    GROUP BY w.id, u.period_start
+"""
+_AFTER_END_BY_DAY = """
+    SELECT w.id, u.period_start, COUNT(*), MAX(u.quantity)
+    FROM waivers_waiver w
+    JOIN waivers_waiver_products wp ON wp.waiver_id = w.id
+    JOIN usage_usagerecord u ON u.customer_id = w.customer_id AND u.product_id = wp.product_id
+    WHERE w.id IN ({ids}) AND u.metric = %s AND u.period_start > w."end" AND u.quantity > 0
+    GROUP BY w.id, u.period_start
+"""
+# Every product of the customer in use during each period.
+_USED_PRODUCTS = """
+    SELECT w.id, u.product_id
+    FROM waivers_waiver w
+    JOIN usage_usagerecord u ON u.customer_id = w.customer_id
+    WHERE w.id IN ({ids}) AND u.metric = %s AND u.quantity > 0
+      AND u.period_start <= w."end" AND u.period_end >= w.start
+    GROUP BY w.id, u.product_id
+"""
+
+
+def _rows(sql: str, ids: list[int]) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql.format(ids=", ".join(["%s"] * len(ids))), [*ids, METRIC])
+        return cursor.fetchall()
+
+
+def _uncovered(ids: list[int], used: list[tuple[int, int]]) -> dict[int, list[str]]:
+    """Per exception, the products in use that it does not cover but whose family it does."""
+    products = dict((pk, (code, family)) for pk, code, family in
+                    Product.objects.values_list("pk", "code", "family"))  # fmt: skip
+    covered: dict[int, set[int]] = {}
+    for waiver, product in Waiver.products.through.objects.filter(waiver_id__in=ids).values_list(
+        "waiver_id", "product_id"
+    ):
+        covered.setdefault(waiver, set()).add(product)
+    found: dict[int, list[str]] = {}
+    for waiver, product in used:
+        mine = covered.get(waiver, set())
+        families = {products[p][1] for p in mine}
+        if product not in mine and products[product][1] in families:
+            found.setdefault(waiver, []).append(products[product][0])
+    return {w: sorted(codes) for w, codes in found.items()}
+
+
+def _day(value) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
 
 
 def scan(now: datetime, dry_run: bool = False) -> list[tuple[str, str]]:
@@ -94,8 +153,10 @@ def scan(now: datetime, dry_run: bool = False) -> list[tuple[str, str]]:
         start__lte=today,
     ).select_related("customer", "control_owner")
     done = []
-    for waiver in recent.prefetch_related("products"):
-        for kind, detail in of(waiver, today).findings:
+    recent = list(recent)
+    results = of_many(recent, today)
+    for waiver in recent:
+        for kind, detail in results[waiver.pk].findings:
             if dry_run or _flag(waiver, kind, detail, now):
                 done.append((waiver.reference, f"{kind}: {detail}"))
     return done
@@ -118,15 +179,10 @@ def _flag(waiver: Waiver, kind: str, detail: str, now: datetime) -> bool:
     return True
 
 
-def _granted_seats(waiver: Waiver) -> float | None:
-    seats = (
-        EntitlementChange.objects.filter(waiver=waiver, change="grant", item="seats")
-        .values_list("value", flat=True)
-        .first()
-    )
-    if seats is None:  # not in effect (yet): what the request asks for
-        seats = waiver.scope.get("seats")
-    return float(seats) if isinstance(seats, int | float) else None
+def _granted_seats(ids: list[int]) -> dict[int, Any]:
+    """The seats each exception granted, where it took effect."""
+    grants = EntitlementChange.objects.filter(waiver_id__in=ids, change="grant", item="seats")
+    return dict(grants.values_list("waiver_id", "value"))
 
 
 def _promised(waiver: Waiver) -> float | None:
@@ -137,12 +193,15 @@ def _promised(waiver: Waiver) -> float | None:
     return None
 
 
-def _other_cover(waiver: Waiver, covered: list) -> bool:
-    """Whether another exception in force covers the same customer and products."""
-    return (
-        Waiver.objects.filter(
-            customer_id=waiver.customer_id, status__in=IN_FORCE, products__in=covered
-        )
-        .exclude(pk=waiver.pk)
-        .exists()
-    )
+def _in_force_cover(waivers: list[Waiver]) -> set[int]:
+    """The exceptions whose customer and product another exception in force covers."""
+    through = Waiver.products.through.objects
+    key = ("waiver_id", "waiver__customer_id", "product_id")
+    in_force: dict[tuple[int, int], set[int]] = {}
+    for other, customer, product in through.filter(waiver__status__in=IN_FORCE).values_list(*key):
+        in_force.setdefault((customer, product), set()).add(other)
+    return {
+        w
+        for w, customer, product in through.filter(waiver__in=waivers).values_list(*key)
+        if in_force.get((customer, product), set()) - {w}
+    }
