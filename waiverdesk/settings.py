@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "waiverdesk.notifications",
     "waiverdesk.entitlements",
     "waiverdesk.usage",
+    "waiverdesk.billing",
     "waiverdesk.worker",
 ]
 

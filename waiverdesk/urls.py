@@ -5,6 +5,7 @@ from django.urls import path
 from waiverdesk import health, web
 from waiverdesk.api import views as tokens
 from waiverdesk.api.api import api
+from waiverdesk.billing import views as billing
 from waiverdesk.notifications import views as notifications
 from waiverdesk.policies import views as policy
 from waiverdesk.waivers import views as waivers
@@ -51,5 +52,7 @@ urlpatterns = [
     path("policy/diff/<int:old>/<int:new>/", policy.diff, name="policy-diff"),
     path("tokens/", tokens.tokens, name="tokens"),
     path("preferences/", notifications.preferences, name="preferences"),
+    path("billing/", billing.reconciliation, name="reconciliation"),
+    path("billing.csv", billing.reconciliation, {"as_csv": True}, name="reconciliation-csv"),
     path("tokens/<int:pk>/revoke", tokens.revoke, name="revoke-token"),
 ]

@@ -31,6 +31,7 @@ def navigation(request: HttpRequest) -> dict:
     return {
         "inbox_count": access.pending_for(user).count(),
         "sees_dashboard": sees_dashboard(user),
+        "sees_billing": bool(roles_of(user) & {"finance", "auditor", "admin"}),
     }
 
 

@@ -151,6 +151,7 @@ def _http_error(request, exc: HttpError):
 
 def register_routers() -> None:
     from waiverdesk.audit.api import router as audit_router
+    from waiverdesk.billing.api import router as billing_router
     from waiverdesk.directory.api import router as directory_router
     from waiverdesk.entitlements.api import router as entitlement_router
     from waiverdesk.policies.api import router as policy_router
@@ -165,6 +166,7 @@ def register_routers() -> None:
     api.add_router("/audit", audit_router)
     api.add_router("/entitlements", entitlement_router)
     api.add_router("/usage", usage_router)
+    api.add_router("/billing", billing_router)
 
 
 register_routers()

@@ -66,6 +66,8 @@ def expected(page: str, who: str) -> int:
         return 200 if who in SEES_WAIVER else 404
     if page == "dashboard":
         return 200 if who in OVERSIGHT else 403
+    if page == "billing":
+        return 200 if who in ("audrey", "adam") else 403
     return 200
 
 
@@ -82,6 +84,7 @@ PAGES = {
     "tokens": "/tokens/",
     "implementation": "/implementation/",
     "email preferences": "/preferences/",
+    "billing": "/billing/",
 }
 
 

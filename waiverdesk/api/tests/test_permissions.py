@@ -158,6 +158,15 @@ MATRIX = {
         "ivan",
         statuses(403, ivan=200, adam=200),
     ),
+    "billing discrepancies": (
+        "get",
+        "/api/v1/billing/discrepancies",
+        None,
+        None,
+        "read",
+        "fiona",
+        statuses(403, fiona=200, audrey=200, adam=200),
+    ),
     "decide": (
         "post",
         "/api/v1/waivers/{ref}/decisions",
