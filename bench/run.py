@@ -36,6 +36,19 @@ def setup_database(engine: str) -> None:
     os.environ["DATABASE_URL"] = server.rsplit("/", 1)[0] + "/waiverdesk_bench"
 
 
+def start_django(engine: str) -> None:
+    """A scratch database of `engine`, Django set up on it, migrated."""
+    setup_database(engine)
+    os.environ.setdefault("WAIVERDESK_DATA_DIR", tempfile.mkdtemp())
+    os.environ.setdefault("WAIVERDESK_LOG_LEVEL", "WARNING")
+    os.environ["DJANGO_SETTINGS_MODULE"] = "waiverdesk.settings"
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0)
+
+
 def bench_evaluation(rounds: int = 5000) -> None:
     from waiverdesk.core.evaluation import ProductFacts, RequestFacts, evaluate
     from waiverdesk.core.policy import load_policy
@@ -130,14 +143,7 @@ def main() -> None:
     parser.add_argument("--engine", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--entries", type=int, default=100_000)
     args = parser.parse_args()
-    setup_database(args.engine)
-    os.environ.setdefault("WAIVERDESK_DATA_DIR", tempfile.mkdtemp())
-    os.environ["DJANGO_SETTINGS_MODULE"] = "waiverdesk.settings"
-    import django
-    from django.core.management import call_command
-
-    django.setup()
-    call_command("migrate", verbosity=0)
+    start_django(args.engine)
     print(f"== {args.engine}")
     bench_evaluation()
     bench_audit(args.entries)

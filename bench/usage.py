@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -17,7 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
-from run import setup_database  # noqa: E402
+from run import start_django  # noqa: E402
 
 CUSTOMERS, PRODUCTS = 50, 12
 
@@ -157,15 +156,7 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--scan-records", type=int, default=10_000_000)
     args = parser.parse_args()
-    setup_database(args.engine)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "waiverdesk.settings")
-    os.environ.setdefault("WAIVERDESK_LOG_LEVEL", "WARNING")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+    start_django(args.engine)
     reference_data()
     print(f"== usage ingestion on {args.engine}")
     bench_file(args.records)

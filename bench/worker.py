@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
@@ -22,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
-from run import setup_database  # noqa: E402
+from run import start_django  # noqa: E402
 
 RECEIVER = """
 import sys
@@ -121,15 +120,7 @@ def main() -> None:
     parser.add_argument("--waivers", type=int, default=100_000)
     parser.add_argument("--messages", type=int, default=2000)
     args = parser.parse_args()
-    setup_database(args.engine)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "waiverdesk.settings")
-    os.environ.setdefault("WAIVERDESK_LOG_LEVEL", "WARNING")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+    start_django(args.engine)
     print(f"== worker on {args.engine}")
     bench_sweep(args.waivers)
     bench_delivery(args.messages)
