@@ -47,14 +47,14 @@ def of_many(waivers: list[Waiver], today: date) -> dict[int, Utilization]:
     by_id = {w.pk: w for w in waivers}
     ids = list(by_id)
     granted = _granted_seats(ids)
-    daily = _rows(_PEAK_BY_DAY, ids)  # (waiver, day, peak) within each period
-    later = _rows(_AFTER_END_BY_DAY, ids)  # (waiver, day, records, peak) after each end
+    daily = _by_waiver(_rows(_PEAK_BY_DAY, ids))  # (day, peak) within each period
+    later = _by_waiver(_rows(_AFTER_END_BY_DAY, ids))  # (day, records, peak) after each end
     elsewhere = _uncovered(ids, _rows(_USED_PRODUCTS, ids))
     covered_now = _in_force_cover(waivers)
     found = {}
     for pk, waiver in by_id.items():
         months: dict[str, float] = {}
-        for _w, day, peak in (r for r in daily if r[0] == pk):
+        for day, peak in daily.get(pk, []):
             key = str(day)[:7]
             months[key] = max(months.get(key, 0), peak)
         peak = max(months.values(), default=None)
@@ -66,9 +66,9 @@ def of_many(waivers: list[Waiver], today: date) -> dict[int, Utilization]:
         if allowed is not None and peak is not None and peak > allowed:
             result.findings.append(("over_scope", f"peak use {peak:g} seats, {allowed:g} granted"))
         window = waiver.end + AFTER_END
-        after = [r for r in later if r[0] == pk and _day(r[1]) <= min(window, today)]
+        after = [r for r in later.get(pk, []) if _day(r[0]) <= min(window, today)]
         if today > waiver.end and after and pk not in covered_now:
-            count, top = sum(r[2] for r in after), max(r[3] for r in after)
+            count, top = sum(r[1] for r in after), max(r[2] for r in after)
             result.findings.append(
                 ("after_end", f"{count} records after {waiver.end}, up to {top:g}")
             )
@@ -137,6 +137,13 @@ def _uncovered(ids: list[int], used: list[tuple[int, int]]) -> dict[int, list[st
         if product not in mine and products[product][1] in families:
             found.setdefault(waiver, []).append(products[product][0])
     return {w: sorted(codes) for w, codes in found.items()}
+
+
+def _by_waiver(rows: list[tuple]) -> dict[int, list[tuple]]:
+    grouped: dict[int, list[tuple]] = {}
+    for waiver, *rest in rows:
+        grouped.setdefault(waiver, []).append(tuple(rest))
+    return grouped
 
 
 def _day(value) -> date:
