@@ -11,6 +11,7 @@ from waiverdesk.core.lifecycle import UNDER_REVIEW
 from waiverdesk.directory.services import roles_of
 
 from .models import RouteStep, Task, Waiver
+from .services import NotFound
 
 READ_ALL_ROLES = frozenset({"auditor", "admin"})
 
@@ -27,6 +28,13 @@ def visible_to(user: User) -> QuerySet[Waiver]:
     return waivers.filter(
         Q(requester=user) | Q(control_owner=user) | Q(Exists(on_my_route)) | Q(Exists(my_work))
     )
+
+
+def require_visible(user: User, reference: str) -> str:
+    """`reference`, if `user` may see that waiver; otherwise NotFound, as if it did not exist."""
+    if not visible_to(user).filter(reference=reference).exists():
+        raise NotFound(reference)
+    return reference
 
 
 def pending_for(user: User) -> QuerySet[Waiver]:

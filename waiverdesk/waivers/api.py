@@ -184,10 +184,7 @@ class DecisionIn(Schema):
 
 
 def visible(request: HttpRequest, reference: str) -> str:
-    """The reference, if the caller may see that waiver; otherwise 404, as if it did not exist."""
-    if not access.visible_to(request.user).filter(reference=reference).exists():
-        raise services.NotFound(reference)
-    return reference
+    return access.require_visible(request.user, reference)
 
 
 def changes(body: ChangesIn) -> dict[str, Any]:

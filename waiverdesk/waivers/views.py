@@ -255,9 +255,7 @@ def _report(request: HttpRequest, refused: Invalid | Denied) -> None:
 
 
 def _visible(request: HttpRequest, reference: str) -> str:
-    if not access.visible_to(request.user).filter(reference=reference).exists():
-        raise services.NotFound(reference)
-    return reference
+    return access.require_visible(request.user, reference)
 
 
 def _scores(risk: dict, rules: dict) -> list[tuple[str, int | None, str]]:

@@ -9,7 +9,7 @@ from django.core.management import call_command
 from django.test import Client
 
 from waiverdesk.billing import services as billing
-from waiverdesk.testing import NOW, request_body
+from waiverdesk.testing import NOW, finish_required_tasks, request_body
 from waiverdesk.usage import services as usage
 from waiverdesk.waivers import services
 
@@ -28,8 +28,7 @@ def discount(world):
     services.decide(ref, world["mona"], "approve", now=NOW)
     checks = ["contract_allows_discount", "revenue_recognition"]
     services.decide(ref, world["dana"], "approve", checks=checks, now=NOW)
-    for task in services.get(ref).tasks.filter(required=True):
-        services.complete_task(task.pk, task.owner or world["ivan"], now=NOW)
+    finish_required_tasks(ref, world["ivan"])
     services.sweep(now=NOW.replace(month=2, day=1))
     return services.get(ref)
 

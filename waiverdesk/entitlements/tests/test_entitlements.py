@@ -11,7 +11,7 @@ from waiverdesk.api import services as tokens
 from waiverdesk.entitlements import services as entitlements
 from waiverdesk.entitlements.models import EntitlementChange
 from waiverdesk.notifications.models import Message
-from waiverdesk.testing import NOW, request_body
+from waiverdesk.testing import NOW, finish_required_tasks, request_body
 from waiverdesk.waivers import services
 from waiverdesk.webhooks import services as webhooks
 
@@ -22,8 +22,7 @@ def in_force(world, **changes):
     """rita's temporary access (50 seats on AN-EDGE until 2027-03-15), approved, its work done."""
     ref = services.create(request_body(submit=True, **changes), world["rita"], now=NOW).reference
     services.decide(ref, world["mona"], "approve", now=NOW)
-    for task in services.get(ref).tasks.filter(required=True):
-        services.complete_task(task.pk, task.owner or world["ivan"], now=NOW)
+    finish_required_tasks(ref, world["ivan"])
     return ref
 
 

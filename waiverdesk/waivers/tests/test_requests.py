@@ -9,7 +9,7 @@ from waiverdesk.audit import services as audit
 from waiverdesk.audit.models import AuditEntry
 from waiverdesk.core.errors import Denied, Invalid
 from waiverdesk.policies import services as policies
-from waiverdesk.testing import NOW, big_discount_body, request_body
+from waiverdesk.testing import NOW, big_discount_body, finish_required_tasks, request_body
 from waiverdesk.waivers import services
 from waiverdesk.waivers.models import Waiver
 
@@ -279,8 +279,7 @@ def test_the_clock_activates_and_expires_exactly_once(world):
     services.decide(ref, world["mona"], "approve", now=LATER)
     day = NOW.replace(month=2, day=1)
     assert services.sweep(now=day) == []  # the implementation work is not done yet
-    for task in services.get(ref).tasks.filter(required=True):
-        services.complete_task(task.pk, task.owner or world["ivan"], now=LATER)
+    finish_required_tasks(ref, world["ivan"], now=LATER)
     assert services.sweep(now=day - timedelta(days=1)) == []
     assert services.sweep(now=day, dry_run=True) == [(ref, "activate")]
     assert services.get(ref).status == "approved"

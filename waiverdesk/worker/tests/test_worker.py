@@ -18,7 +18,7 @@ from waiverdesk.audit.models import AuditEntry
 from waiverdesk.core.errors import Invalid
 from waiverdesk.notifications import services as notify
 from waiverdesk.notifications.models import Message, Preference
-from waiverdesk.testing import NOW, at_once, postgres_only, request_body
+from waiverdesk.testing import NOW, at_once, finish_required_tasks, postgres_only, request_body
 from waiverdesk.waivers import services
 from waiverdesk.waivers.models import Condition
 from waiverdesk.webhooks import services as webhooks
@@ -43,8 +43,7 @@ def approved(people):
     implementation work done."""
     waiver = services.create(request_body(submit=True), people["rita"], now=NOW)
     services.decide(waiver.reference, people["mona"], "approve", now=NOW)
-    for task in services.get(waiver.reference).tasks.filter(required=True):
-        services.complete_task(task.pk, task.owner or people["ivan"], now=NOW)
+    finish_required_tasks(waiver.reference, people["ivan"])
     return services.get(waiver.reference)
 
 
