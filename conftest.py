@@ -22,8 +22,9 @@ from waiverdesk.testing import PEOPLE, serving
 
 
 @pytest.fixture(autouse=True)
-def _attachments_in_tmp(settings, tmp_path):
+def _files_in_tmp(settings, tmp_path):
     settings.ATTACHMENT_DIR = tmp_path / "attachments"
+    settings.AUDIT_KEY_FILE = tmp_path / "audit-signing-key.pem"
 
 
 @pytest.fixture

@@ -116,6 +116,11 @@ WHITENOISE_USE_FINDERS = True
 DATA_UPLOAD_MAX_MEMORY_SIZE = 16 * 2**20
 
 ATTACHMENT_DIR = DATA_DIR / "attachments"
+
+# The Ed25519 private key (PEM, PKCS#8) that signs audit checkpoints. Without the setting
+# waiverdesk makes one under the data directory on first use; publish its public key
+# (`waiverdesk audit key`) so auditors can pin it.
+AUDIT_KEY_FILE = Path(os.environ.get("WAIVERDESK_AUDIT_KEY", DATA_DIR / "audit-signing-key.pem"))
 ATTACHMENT_MAX_BYTES = int(os.environ.get("WAIVERDESK_ATTACHMENT_MAX_BYTES", 10 * 1024 * 1024))
 
 # Outbound messages. EMAIL_URL is smtp://[user:password@]host:port (smtps:// for TLS);

@@ -28,11 +28,18 @@ class AuditEntry(models.Model):
 
 class AuditCheckpoint(models.Model):
     """The chain's length and head hash at a moment: removing or rewriting entries behind it
-    is found even if the rest of the chain is recomputed."""
+    is found even if the rest of the chain is recomputed. Signed checkpoints also carry the
+    Merkle root of the entries they cover, for inclusion proofs anyone can check."""
 
     seq = models.BigIntegerField(primary_key=True, help_text="Chain length at the checkpoint.")
     hash = models.CharField(max_length=64)
     at = models.DateTimeField()
+    root = models.CharField(max_length=64, blank=True, help_text="RFC 6962 Merkle tree head.")
+    public_key = models.CharField(max_length=64, blank=True, help_text="Ed25519, hex.")
+    signature = models.CharField(max_length=128, blank=True, help_text="Over the statement.")
+    frontier = models.TextField(
+        blank=True, help_text="The subtree roots (hex, largest first) the next checkpoint extends."
+    )
 
     class Meta:
         db_table = "audit_checkpoint"

@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+    load_pem_private_key,
+)
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, transaction
 
 from waiverdesk import clock
@@ -19,6 +32,8 @@ from waiverdesk.core.audit_chain import (
     timestamp,
     verify_chain,
 )
+from waiverdesk.core.errors import Invalid, Problem
+from waiverdesk.core.verifier import Frontier, Tree, leaf_hash, statement
 
 from .models import AuditCheckpoint, AuditEntry
 
@@ -119,7 +134,9 @@ def _chained(cursor, entries) -> list[tuple]:
 
 @transaction.atomic
 def checkpoint(now: datetime | None = None) -> AuditCheckpoint | None:
-    """Record the chain's current length and head, unless nothing was appended since the last."""
+    """Record the chain's length, head and Merkle root, signed, unless nothing was appended
+    since the last checkpoint. The tree is extended from the last signed checkpoint's
+    frontier, so a checkpoint costs what was appended since, not the whole chain."""
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CHAIN_LOCK])
@@ -127,7 +144,118 @@ def checkpoint(now: datetime | None = None) -> AuditCheckpoint | None:
         last = cursor.fetchone()
     if last is None or AuditCheckpoint.objects.filter(seq__gte=last[0]).exists():
         return None
-    return AuditCheckpoint.objects.create(seq=last[0], hash=last[1], at=now or clock.now())
+    size, head = last
+    base = AuditCheckpoint.objects.exclude(frontier="").order_by("-seq").first()
+    frontier = (
+        Frontier(base.seq, [bytes.fromhex(base.frontier[i : i + 64])
+                            for i in range(0, len(base.frontier), 64)])
+        if base else Frontier()
+    )  # fmt: skip
+    for text in _canonicals(frontier.size, size):
+        frontier.append(leaf_hash(text.encode()))
+    moment = now or clock.now()
+    root = frontier.root().hex()
+    key = signing_key()
+    return AuditCheckpoint.objects.create(
+        seq=size,
+        hash=head,
+        at=moment,
+        root=root,
+        public_key=public_key_hex(key),
+        signature=key.sign(statement(size, root, head, timestamp(moment))).hex(),
+        frontier="".join(h.hex() for h in frontier.hashes),
+    )
+
+
+def signing_key() -> Ed25519PrivateKey:
+    """The configured checkpoint key; made (readable by its owner only) on first use when
+    the setting names no file."""
+    path = Path(settings.AUDIT_KEY_FILE)
+    if not path.exists() and "WAIVERDESK_AUDIT_KEY" in os.environ:
+        raise ImproperlyConfigured(f"WAIVERDESK_AUDIT_KEY names {path}, which does not exist")
+    if not path.exists():
+        key = Ed25519PrivateKey.generate()
+        pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+        try:
+            with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as f:
+                f.write(pem)
+        except FileExistsError:
+            pass  # another process made it first: use theirs
+    key = load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ImproperlyConfigured(f"{path} does not hold an Ed25519 private key")
+    return key
+
+
+def public_key_hex(key: Ed25519PrivateKey) -> str:
+    return key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
+
+
+def _canonicals(after: int, upto: int) -> Iterator[str]:
+    """The canonical texts of entries after..upto, in order, streamed."""
+    sql = "SELECT canonical FROM audit_entry WHERE seq > %s AND seq <= %s ORDER BY seq"
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            query = sql.replace("%s", "{}").format(int(after), int(upto))
+            with cursor.copy(f"COPY ({query}) TO STDOUT") as copy:
+                for (text,) in copy.rows():
+                    yield text
+        else:
+            cursor.execute(sql, [after, upto])
+            for (text,) in cursor:
+                yield text
+
+
+def checkpoint_json(c: AuditCheckpoint) -> dict[str, Any]:
+    """A signed checkpoint as the export and proofs carry it."""
+    return {
+        "size": c.seq,
+        "root": c.root,
+        "head": c.hash,
+        "at": timestamp(c.at),
+        "public_key": c.public_key,
+        "signature": c.signature,
+    }
+
+
+def export(out: IO[str]) -> int:
+    """Write every entry, then every signed checkpoint, as JSON lines; return the count."""
+    n = 0
+    for n, text in enumerate(_canonicals(0, 2**62), 1):
+        digest = entry_hash(text)
+        out.write(json.dumps({"kind": "entry", "seq": n, "hash": digest, "canonical": text}) + "\n")
+    for c in AuditCheckpoint.objects.exclude(signature="").order_by("seq"):
+        out.write(json.dumps({"kind": "checkpoint", **checkpoint_json(c)}) + "\n")
+    return n
+
+
+def prove(object_ref: str, object_type: str = "waiver") -> dict[str, Any]:
+    """Inclusion proofs of every entry about one object (a waiver by its reference) in the
+    latest signed tree, taken now if the chain has grown since."""
+    checkpoint()
+    latest = AuditCheckpoint.objects.exclude(signature="").order_by("-seq").first()
+    wanted = list(
+        AuditEntry.objects.filter(
+            object_type=object_type, object_ref=object_ref, seq__lte=latest.seq if latest else 0
+        )
+        .order_by("seq")
+        .values("seq", "hash", "canonical")
+    )
+    if not wanted:
+        raise Invalid([Problem("reference", "not_found", f"no audit entries about {object_ref}")])
+    tree = Tree([leaf_hash(text.encode()) for text in _canonicals(0, latest.seq)])
+    return {
+        "reference": object_ref,
+        "checkpoint": checkpoint_json(latest),
+        "entries": [{**e, "proof": [p.hex() for p in tree.proof(e["seq"] - 1)]} for e in wanted],
+    }
+
+
+def record_read(actor: str, what: str, details: dict[str, Any]) -> None:
+    """The trail records who read it: one entry per read, in its own transaction."""
+    with transaction.atomic():
+        append(actor, "audit.read", payload={"what": what, **details},
+               object_type="audit", object_ref="trail")  # fmt: skip
 
 
 def _rows() -> Iterator[Row]:

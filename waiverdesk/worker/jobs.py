@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from waiverdesk.audit import services as audit
 from waiverdesk.notifications import services as notify
 from waiverdesk.usage import utilization
 from waiverdesk.waivers import services, sunset
@@ -24,4 +25,6 @@ def tick(now: datetime, dry_run: bool = False) -> list[str]:
         sent = notify.deliver(now)
         if sent:
             lines.append("messages: " + ", ".join(f"{n} {k}" for k, n in sorted(sent.items())))
+        if taken := audit.checkpoint(now):
+            lines.append(f"audit checkpoint at {taken.seq}: root {taken.root}")
     return lines

@@ -216,6 +216,24 @@ MATRIX = {
         "audrey",
         statuses(403, audrey=200, adam=200),
     ),
+    "audit entries": (
+        "get",
+        "/api/v1/audit/entries",
+        None,
+        None,
+        "read",
+        "audrey",
+        statuses(403, audrey=200, adam=200),
+    ),
+    "audit proof": (
+        "get",
+        "/api/v1/audit/proofs/{ref}",
+        None,
+        "submitted",
+        "read",
+        "audrey",
+        statuses(403, audrey=200, adam=200),
+    ),
 }
 
 

@@ -3,7 +3,7 @@ inclusion proofs that verify, while tampered ones do not."""
 
 import pytest
 
-from waiverdesk.core.merkle import inclusion_proof, leaf_hash, root, verify_inclusion
+from waiverdesk.core.verifier import Tree, inclusion_proof, leaf_hash, root, verify_inclusion
 
 HEX = ["", "00", "10", "2021", "3031", "40414243", "5051525354555657",
        "606162636465666768696a6b6c6d6e6f"]  # fmt: skip
@@ -47,6 +47,7 @@ def test_every_proof_of_every_tree_size_verifies():
     leaves = [leaf_hash(bytes([i, i * 7 % 256])) for i in range(37)]
     for size in range(1, len(leaves) + 1):
         head = root(leaves[:size])
+        assert Tree(leaves[:size]).root() == head  # the levelled tree is RFC 6962's
         for index in range(size):
             proof = inclusion_proof(index, leaves[:size])
             assert verify_inclusion(index, size, leaves[index], proof, head)
