@@ -14,6 +14,7 @@ from waiverdesk.core.errors import Denied, Invalid
 from waiverdesk.core.evaluation import EvaluationError
 from waiverdesk.core.policy import PolicyError
 from waiverdesk.policies.services import NoActivePolicy
+from waiverdesk.waivers.services import NotFound
 
 
 class ActionCommand(BaseCommand):
@@ -41,6 +42,8 @@ class ActionCommand(BaseCommand):
             raise CommandError(f"policy error:\n{exc}", returncode=2) from None
         except NoActivePolicy as exc:
             raise CommandError(str(exc)) from None
+        except NotFound as exc:
+            raise CommandError(f"not found: {exc}") from None
 
     def person(self, username: str | None) -> User:
         """The active user named by `--as`."""

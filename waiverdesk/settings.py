@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "waiverdesk.entitlements",
     "waiverdesk.usage",
     "waiverdesk.billing",
+    "waiverdesk.governance",
     "waiverdesk.worker",
 ]
 

@@ -6,6 +6,7 @@ from waiverdesk import health, web
 from waiverdesk.api import views as tokens
 from waiverdesk.api.api import api
 from waiverdesk.billing import views as billing
+from waiverdesk.governance import views as governance
 from waiverdesk.notifications import views as notifications
 from waiverdesk.policies import views as policy
 from waiverdesk.waivers import views as waivers
@@ -53,6 +54,9 @@ urlpatterns = [
     path("tokens/", tokens.tokens, name="tokens"),
     path("preferences/", notifications.preferences, name="preferences"),
     path("billing/", billing.reconciliation, name="reconciliation"),
+    path("governance/", governance.governance, name="governance"),
+    path("governance/campaigns/<int:pk>/", governance.campaign, name="campaign"),
+    path("governance/reviews/<int:pk>/attest", governance.attest, name="attest"),
     path("billing.csv", billing.reconciliation, {"as_csv": True}, name="reconciliation-csv"),
     path("tokens/<int:pk>/revoke", tokens.revoke, name="revoke-token"),
 ]

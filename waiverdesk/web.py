@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import functools
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest
 from django.shortcuts import redirect, render
 
-from waiverdesk.core.errors import Denied
+from waiverdesk.core.errors import Denied, Invalid
 from waiverdesk.directory.services import roles_of
 from waiverdesk.policies import services as policies
 from waiverdesk.waivers import access
@@ -23,6 +24,24 @@ def sees_dashboard(user) -> bool:
     return bool(roles_of(user) & (OVERSIGHT_ROLES | set(approvers)))
 
 
+def sees_governance(user) -> bool:
+    return bool(roles_of(user) & OVERSIGHT_ROLES)
+
+
+def sees_patterns(user) -> bool:
+    """Pattern findings span every request: compliance, policy owners and admins."""
+    return bool(roles_of(user) & {"auditor", "policy_admin", "admin"})
+
+
+def report(request: HttpRequest, refused: Invalid | Denied) -> None:
+    """A refusal shown on the next page: each problem with its field, or the reason."""
+    if isinstance(refused, Invalid):
+        for p in refused.problems:
+            messages.error(request, f"{p.field}: {p.message}")
+    else:
+        messages.error(request, refused.message)
+
+
 def navigation(request: HttpRequest) -> dict:
     """The links of the header, with the number of steps waiting in the user's inbox."""
     user = getattr(request, "user", None)
@@ -32,6 +51,7 @@ def navigation(request: HttpRequest) -> dict:
         "inbox_count": access.pending_for(user).count(),
         "sees_dashboard": sees_dashboard(user),
         "sees_billing": bool(roles_of(user) & {"finance", "auditor", "admin"}),
+        "sees_governance": sees_governance(user),
     }
 
 

@@ -18,7 +18,14 @@ from . import services
 
 # Refusals because of the waiver's state, not the caller's rights.
 CONFLICTS = frozenset(
-    {"invalid_state", "nothing_pending", "renewal_exists", "amendment_exists", "predecessor_ended"}
+    {
+        "invalid_state",
+        "nothing_pending",
+        "renewal_exists",
+        "amendment_exists",
+        "predecessor_ended",
+        "already_recorded",
+    }  # fmt: skip
 )
 
 
@@ -154,6 +161,7 @@ def register_routers() -> None:
     from waiverdesk.billing.api import router as billing_router
     from waiverdesk.directory.api import router as directory_router
     from waiverdesk.entitlements.api import router as entitlement_router
+    from waiverdesk.governance.api import router as governance_router
     from waiverdesk.policies.api import router as policy_router
     from waiverdesk.usage.api import router as usage_router
     from waiverdesk.waivers.api import router as waiver_router
@@ -167,6 +175,7 @@ def register_routers() -> None:
     api.add_router("/entitlements", entitlement_router)
     api.add_router("/usage", usage_router)
     api.add_router("/billing", billing_router)
+    api.add_router("/governance", governance_router)
 
 
 register_routers()

@@ -136,6 +136,39 @@ class Implementation(_Strict):
     revert: TaskSpec | None = None
 
 
+class Reviews(_Strict):
+    """Governance reviews (G2): every so many days (sooner for riskier exceptions) the
+    control owners re-attest the exceptions active for longer than `older_than_days`."""
+
+    every_days: PositiveInt = 90
+    every_days_by_risk: dict[Literal["low", "medium", "high", "critical"], PositiveInt] = {}
+    older_than_days: int = Field(default=30, ge=0)
+    due_days: PositiveInt = 14
+    escalate_after_days: int = Field(default=7, ge=0)
+
+    def cadence(self, level: str) -> int:
+        return self.every_days_by_risk.get(level, self.every_days)
+
+
+Share = Annotated[float, Field(gt=0, le=1)]
+
+
+class Patterns(_Strict):
+    """The thresholds of pattern detection (G3), over the requests of the last `window_days`."""
+
+    window_days: PositiveInt = 365
+    repeat_min: PositiveInt = 3  # exceptions of one type for one customer
+    renewals_min: PositiveInt = 2  # renewals that make a chain
+    near_threshold_pct: float = Field(default=10.0, gt=0, le=50)  # "just under" a tier's value
+    near_threshold_min: PositiveInt = 5
+    near_threshold_ratio: float = Field(default=2.0, ge=1)  # as many under as over, times this
+    pair_min_decisions: PositiveInt = 10
+    pair_min_rate: Share = 0.95
+    type_min_share: Share = 0.4
+    type_min_count: PositiveInt = 20
+    digest_every_days: PositiveInt = 7
+
+
 class PolicyDocument(_Strict):
     name: str
     summary: str = ""
@@ -148,6 +181,8 @@ class PolicyDocument(_Strict):
     reminders: Reminders = Reminders()
     notify: Notifications = Notifications()
     implementation: Implementation = Implementation()
+    reviews: Reviews = Reviews()
+    patterns: Patterns = Patterns()
 
     @field_validator("types")
     @classmethod

@@ -235,10 +235,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--key", help="the Ed25519 public key (hex) the signatures must be by")
     args = parser.parse_args(argv)
     with open(args.file, encoding="utf-8") as f:
-        if args.what == "trail":
-            result = verify_trail(f, args.key)
-        else:
-            result = verify_proof(json.load(f), args.key)
+        try:
+            if args.what == "trail":
+                result = verify_trail(f, args.key)
+            else:
+                result = verify_proof(json.load(f), args.key)
+        except (ValueError, KeyError, TypeError, IndexError) as exc:
+            result = Result(False, f"the file is malformed ({type(exc).__name__}: {exc})")
     print(("VERIFIED: " if result.ok else "FAILED: ") + result.message)
     return 0 if result.ok else 1
 

@@ -21,6 +21,11 @@ EVENTS = {
     "task.overdue": "has an implementation task past its due date",
     "condition.due": "has a condition that falls due soon",
     "condition.breached": "has a condition that is past its due date",
+    "review.requested": "is to be re-attested by its control owner (governance review)",
+    "review.overdue": "has a governance review past its due date",
+    "review.escalated": "has a governance review overdue, escalated to compliance",
+    "review.amend": "needs an amendment, says its governance review",
+    "patterns.digest": "pattern findings for compliance and the policy owners",
 }
 
 

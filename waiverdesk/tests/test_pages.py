@@ -68,6 +68,8 @@ def expected(page: str, who: str) -> int:
         return 200 if who in OVERSIGHT else 403
     if page == "billing":
         return 200 if who in ("audrey", "adam") else 403
+    if page == "governance":
+        return 200 if who in ("olga", "audrey", "adam") else 403
     return 200
 
 
@@ -85,6 +87,7 @@ PAGES = {
     "implementation": "/implementation/",
     "email preferences": "/preferences/",
     "billing": "/billing/",
+    "governance": "/governance/",
 }
 
 

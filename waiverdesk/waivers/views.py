@@ -13,7 +13,7 @@ from waiverdesk.core.errors import Denied, Invalid, Problem
 from waiverdesk.core.lifecycle import IN_FORCE, UNDER_REVIEW
 from waiverdesk.core.policy import DIMENSIONS
 from waiverdesk.policies import services as policies
-from waiverdesk.web import page, sees_dashboard
+from waiverdesk.web import page, report, sees_dashboard
 
 from . import access, intake, notice, request_form, services, stats
 from .detail import detail, evaluation_dict
@@ -175,7 +175,7 @@ def act(request: HttpRequest, reference: str, action: str):
         else:
             return redirect("waiver", reference=reference)
     except (Invalid, Denied) as refused:
-        _report(request, refused)
+        report(request, refused)
     else:
         messages.success(request, f"{reference} {done}.")
     return redirect("waiver", reference=reference)
@@ -210,7 +210,7 @@ def send_notice(request: HttpRequest, reference: str):
     try:
         to = notice.send(reference, request.user, clock.now())
     except (Invalid, Denied) as refused:
-        _report(request, refused)
+        report(request, refused)
     else:
         messages.success(request, f"The notice of {reference} is on its way to {to}.")
     return redirect("customer-notice", reference=reference)
@@ -231,7 +231,7 @@ def task_done(request: HttpRequest, reference: str, pk: int):
     try:
         task = services.complete_task(pk, request.user, request.POST.get("note", ""))
     except Denied as denied:
-        _report(request, denied)
+        report(request, denied)
     else:
         messages.success(request, f"{reference}: {task.title} is done.")
     return redirect(request.POST.get("back") or "implementation")
@@ -243,15 +243,6 @@ def dashboard(request: HttpRequest):
     if not sees_dashboard(request.user):
         raise Denied("missing_role", "the dashboard is for approvers, control owners and oversight")
     return render(request, "waivers/dashboard.html", stats.dashboard(clock.now()))
-
-
-def _report(request: HttpRequest, refused: Invalid | Denied) -> None:
-    """A refusal shown on the next page: each problem with its field, or the reason."""
-    if isinstance(refused, Invalid):
-        for p in refused.problems:
-            messages.error(request, f"{p.field}: {p.message}")
-    else:
-        messages.error(request, refused.message)
 
 
 def _visible(request: HttpRequest, reference: str) -> str:

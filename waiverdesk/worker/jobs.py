@@ -1,4 +1,5 @@
-"""The periodic jobs, in the order a tick runs them (the last scans usage for leakage).
+"""The periodic jobs, in the order a tick runs them: the clock's changes, reminders, usage,
+governance reviews and the pattern digest, then deliveries and an audit checkpoint.
 Each is idempotent and safe with several workers at once: changes are conditional updates,
 claimed rows or rows recorded once."""
 
@@ -7,6 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from waiverdesk.audit import services as audit
+from waiverdesk.governance import patterns, reviews
 from waiverdesk.notifications import services as notify
 from waiverdesk.usage import utilization
 from waiverdesk.waivers import services, sunset
@@ -19,6 +21,8 @@ def tick(now: datetime, dry_run: bool = False) -> list[str]:
     lines += [f"{ref}: {what}" for ref, what in sunset.check_conditions(now, dry_run)]
     lines += [f"{ref}: {what}" for ref, what in sunset.check_tasks(now, dry_run)]
     lines += [f"{ref}: {what}" for ref, what in utilization.scan(now, dry_run)]
+    lines += [f"{ref}: {what}" for ref, what in reviews.run(now, dry_run)]
+    lines += [f"{ref}: {what}" for ref, what in patterns.send_digest(now, dry_run)]
     if dry_run:
         lines += [f"would send {m.channel} {m.event} for {m.object_ref}" for m in notify.due(now)]
     else:

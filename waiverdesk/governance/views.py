@@ -1,0 +1,65 @@
+"""The governance pages: pattern findings and review campaigns with their progress, and
+the form where a control owner re-attests an exception."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import HttpRequest
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from waiverdesk import clock
+from waiverdesk.core.errors import Denied, Invalid
+from waiverdesk.web import page, report, sees_governance, sees_patterns
+
+from . import patterns, reviews
+from .models import Campaign
+
+
+@page
+def governance(request: HttpRequest):
+    """Pattern findings (for compliance and policy owners) and review campaigns."""
+    if not sees_governance(request.user):
+        raise Denied("missing_role", "governance is for control owners and oversight")
+    findings = patterns.findings(clock.now()) if sees_patterns(request.user) else None
+    campaigns = list(Campaign.objects.select_related("policy_version")[:20])
+    mine = reviews.visible_reviews(request.user).filter(outcome="", owner=request.user)
+    return render(
+        request,
+        "governance/governance.html",
+        {"findings": findings, "campaigns": reviews.progress(campaigns), "mine": mine},
+    )
+
+
+@page
+def campaign(request: HttpRequest, pk: int):
+    """One campaign: its progress and the reviews the user may see, with the attestation
+    form on the user's own open ones."""
+    if not sees_governance(request.user):
+        raise Denied("missing_role", "governance is for control owners and oversight")
+    found = get_object_or_404(Campaign, pk=pk)
+    rows = reviews.visible_reviews(request.user).filter(campaign=found)
+    now = clock.now()
+    return render(
+        request,
+        "governance/campaign.html",
+        {
+            "c": reviews.progress([found])[0],
+            "rows": [{"review": r, "overdue": not r.outcome and r.due_at <= now} for r in rows],
+            "outcomes": [(o.value, o.label) for o in reviews.DECIDED_BY_OWNER],
+        },
+    )
+
+
+@page
+@require_POST
+def attest(request: HttpRequest, pk: int):
+    try:
+        review = reviews.attest(
+            pk, request.user, request.POST.get("outcome", ""), request.POST.get("rationale", "")
+        )
+    except (Invalid, Denied) as refused:
+        report(request, refused)
+        return redirect(request.POST.get("back") or "governance")
+    messages.success(request, f"{review.waiver.reference}: {review.get_outcome_display()}.")
+    return redirect("campaign", review.campaign_id)
