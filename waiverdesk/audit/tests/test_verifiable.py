@@ -130,6 +130,11 @@ def test_a_truncated_tail_is_found_against_the_checkpoint(demo_export, standalon
     assert code == 1 and "the export holds" in said, said
 
 
+def test_a_malformed_file_fails_with_a_reason_not_a_crash(demo_export, standalone):
+    code, said = standalone("trail", rewrite(demo_export, lambda lines: [*lines, "{not json"]))
+    assert code == 1 and said.startswith("FAILED: the file is malformed"), said
+
+
 def test_a_changed_checkpoint_is_found(demo_export, standalone):
     def change(lines):
         head = json.loads(lines[-1])
