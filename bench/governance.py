@@ -108,6 +108,7 @@ def bench_patterns(count: int) -> None:
         "near a threshold": lambda: patterns.near_thresholds(recent, rules, policy),
         "requester-approver pairs": lambda: patterns.approval_pairs(recent, rules),
         "type volume": lambda: patterns.type_volume(recent, rules),
+        "all five, as the page shows them": lambda: patterns.findings(NOW, policy),
     }
     for name, report in reports.items():
         times, found = [], []

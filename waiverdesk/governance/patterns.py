@@ -21,6 +21,7 @@ from waiverdesk.waivers.models import Approval, Waiver
 from .models import Digest
 
 SHOWN = 20  # requests listed per finding
+MOST = 50  # findings per report, the strongest first
 WERE_APPROVED = (Status.APPROVED, Status.ACTIVE, Status.EXPIRED, Status.TERMINATED,
                  Status.SUPERSEDED)  # fmt: skip
 NOT_PURSUED = (Status.DRAFT, Status.WITHDRAWN, Status.REJECTED)
@@ -58,13 +59,21 @@ def _refs(waivers, limit: int = SHOWN) -> list[str]:
 
 
 def repeated(recent, rules: Patterns) -> list[Finding]:
-    """Customers with repeated exceptions of one type within the window."""
-    groups = (
+    """Customers with repeated exceptions of one type within the window, the most first."""
+    groups = list(
         recent.values("customer", "customer__external_id", "customer__name", "type")
         .annotate(n=Count("pk"))
         .filter(n__gte=rules.repeat_min)
-        .order_by("-n", "customer__external_id")
+        .order_by("-n", "customer__external_id")[:MOST]
     )
+    behind: dict[tuple, list[str]] = {}
+    if groups:  # the requests behind every group shown, in one query
+        wanted = Q()
+        for g in groups:
+            wanted |= Q(customer=g["customer"], type=g["type"])
+        rows = recent.filter(wanted).order_by("-submitted_at")
+        for customer, kind, ref in rows.values_list("customer", "type", "reference"):
+            behind.setdefault((customer, kind), []).append(ref)
     return [
         Finding(
             "repeated",
@@ -73,7 +82,7 @@ def repeated(recent, rules: Patterns) -> list[Finding]:
             f"in {rules.window_days} days (the policy flags {rules.repeat_min}): its standard "
             "terms may not fit.",
             {"customer": g["customer__external_id"], "type": g["type"], "count": g["n"]},
-            _refs(recent.filter(customer=g["customer"], type=g["type"])),
+            behind[(g["customer"], g["type"])][:SHOWN],
         )
         for g in groups
     ]
@@ -92,7 +101,7 @@ def renewal_chains(rules: Patterns) -> list[Finding]:
         .order_by("-renewal_count", "reference")
     )
     found = []
-    for w in ends[:200]:
+    for w in ends[:MOST]:
         chain, link = [], w
         while link is not None and len(chain) <= w.renewal_count:
             chain.append(link.reference)
@@ -177,36 +186,37 @@ def _measured(recent, name: str):
 
 def approval_pairs(recent, rules: Patterns) -> list[Finding]:
     """Requester–approver pairs with many decisions, nearly all approvals."""
-    pairs = (
-        Approval.objects.filter(waiver__in=recent)
-        .exclude(user=F("waiver__requester"))
-        .values("waiver__requester__username", "user__username")
-        .annotate(n=Count("pk"), approved=Count("pk", filter=Q(decision="approve")))
-        .filter(n__gte=rules.pair_min_decisions)
-        .order_by("-n")
+    decisions = Approval.objects.filter(waiver__in=recent).exclude(user=F("waiver__requester"))
+    tally = {"n": Count("pk"), "approved": Count("pk", filter=Q(decision="approve"))}
+    pairs = list(
+        decisions.values("waiver__requester__username", "user__username")
+        .annotate(**tally)
+        .filter(n__gte=rules.pair_min_decisions, approved__gte=F("n") * rules.pair_min_rate)
+        .order_by("-n")[:MOST]
     )
+    overall = {
+        row["user__username"]: row["approved"] / row["n"]
+        for row in decisions.filter(user__username__in={p["user__username"] for p in pairs})
+        .values("user__username")
+        .annotate(**tally)
+    }
     found = []
     for p in pairs:
-        rate = p["approved"] / p["n"]
-        if rate < rules.pair_min_rate:
-            continue
         requester, approver = p["waiver__requester__username"], p["user__username"]
-        overall = Approval.objects.filter(user__username=approver, waiver__in=recent).aggregate(
-            n=Count("pk"), approved=Count("pk", filter=Q(decision="approve"))
-        )
+        rate = p["approved"] / p["n"]
         found.append(
             Finding(
                 "approval_pair",
                 f"{approver} approves {requester} {rate:.0%} of the time",
                 f"{approver} decided {p['n']} of {requester}'s requests and approved "
                 f"{p['approved']} ({rate:.0%}; {approver}'s rate over everyone is "
-                f"{overall['approved'] / overall['n']:.0%}): a pair that always agrees.",
+                f"{overall[approver]:.0%}): a pair that always agrees.",
                 {
                     "requester": requester,
                     "approver": approver,
                     "decisions": p["n"],
                     "approved": p["approved"],
-                    "approver_rate": overall["approved"] / overall["n"],
+                    "approver_rate": overall[approver],
                 },
                 _refs(
                     recent.filter(
