@@ -75,6 +75,11 @@ def main() -> None:
         reference = mona.locator("#inbox a").first.inner_text()
         mona.goto(f"/requests/{reference}/")
         mona.screenshot(path=OUT / "waiver.png", full_page=True)
+
+        olga = page_for("olga")
+        olga.set_viewport_size({"width": 1280, "height": 560})
+        olga.goto("/governance/campaigns/1/")
+        olga.screenshot(path=OUT / "review.png")
         browser.close()
     print(f"screenshots written to {OUT}")
 

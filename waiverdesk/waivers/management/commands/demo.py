@@ -11,6 +11,7 @@ from django.db import transaction
 from waiverdesk import clock
 from waiverdesk.commands import ActionCommand
 from waiverdesk.directory import services as directory
+from waiverdesk.governance import reviews
 from waiverdesk.policies import services as policies
 from waiverdesk.policies.models import PolicyVersion
 from waiverdesk.waivers import services
@@ -328,3 +329,5 @@ class Command(ActionCommand):
         ).reference
         approve_all(amendment, when=0)
         services.sweep(now=at(0))
+        # The Wayne exception has been active for 40 days: its governance review is open.
+        reviews.open_due_campaigns(at(0))
