@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "waiverdesk.usage",
     "waiverdesk.billing",
     "waiverdesk.governance",
+    "waiverdesk.insight",
     "waiverdesk.worker",
 ]
 

@@ -7,6 +7,7 @@ from waiverdesk.api import views as tokens
 from waiverdesk.api.api import api
 from waiverdesk.billing import views as billing
 from waiverdesk.governance import views as governance
+from waiverdesk.insight import views as insight
 from waiverdesk.notifications import views as notifications
 from waiverdesk.policies import views as policy
 from waiverdesk.waivers import views as waivers
@@ -44,6 +45,7 @@ urlpatterns = [
         name="customer-notice-pdf",
     ),
     path("requests/<str:reference>/notice/send", waivers.send_notice, name="send-notice"),
+    path("requests/<str:reference>/feedback", insight.give_feedback, name="feedback"),
     path("requests/<str:reference>/<slug:action>", waivers.act, name="act"),
     path("implementation/", waivers.implementation, name="implementation"),
     path("inbox/", waivers.inbox, name="inbox"),
@@ -54,6 +56,9 @@ urlpatterns = [
     path("tokens/", tokens.tokens, name="tokens"),
     path("preferences/", notifications.preferences, name="preferences"),
     path("billing/", billing.reconciliation, name="reconciliation"),
+    path("metrics/", insight.metrics_page, name="metrics"),
+    path("metrics.csv", insight.metrics_csv, name="metrics-csv"),
+    path("metrics/report.pdf", insight.report_pdf, name="report-pdf"),
     path("governance/", governance.governance, name="governance"),
     path("governance/campaigns/<int:pk>/", governance.campaign, name="campaign"),
     path("governance/reviews/<int:pk>/attest", governance.attest, name="attest"),

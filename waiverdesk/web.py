@@ -33,7 +33,7 @@ def sees_patterns(user) -> bool:
     return bool(roles_of(user) & {"auditor", "policy_admin", "admin"})
 
 
-def report(request: HttpRequest, refused: Invalid | Denied) -> None:
+def show_refusal(request: HttpRequest, refused: Invalid | Denied) -> None:
     """A refusal shown on the next page: each problem with its field, or the reason."""
     if isinstance(refused, Invalid):
         for p in refused.problems:

@@ -162,6 +162,7 @@ def register_routers() -> None:
     from waiverdesk.directory.api import router as directory_router
     from waiverdesk.entitlements.api import router as entitlement_router
     from waiverdesk.governance.api import router as governance_router
+    from waiverdesk.insight.api import router as insight_router
     from waiverdesk.policies.api import router as policy_router
     from waiverdesk.usage.api import router as usage_router
     from waiverdesk.waivers.api import router as waiver_router
@@ -176,6 +177,7 @@ def register_routers() -> None:
     api.add_router("/usage", usage_router)
     api.add_router("/billing", billing_router)
     api.add_router("/governance", governance_router)
+    api.add_router("/", insight_router)
 
 
 register_routers()

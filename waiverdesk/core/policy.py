@@ -169,6 +169,14 @@ class Patterns(_Strict):
     digest_every_days: PositiveInt = 7
 
 
+class Report(_Strict):
+    """The leadership report, mailed when each month, quarter or year ends to the people
+    who hold these roles (or have these user names)."""
+
+    every: Literal["month", "quarter", "year"] = "quarter"
+    subscribers: list[Name] = []
+
+
 class PolicyDocument(_Strict):
     name: str
     summary: str = ""
@@ -183,6 +191,7 @@ class PolicyDocument(_Strict):
     implementation: Implementation = Implementation()
     reviews: Reviews = Reviews()
     patterns: Patterns = Patterns()
+    report: Report = Report()
 
     @field_validator("types")
     @classmethod

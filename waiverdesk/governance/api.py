@@ -18,7 +18,7 @@ from .models import Campaign
 router = Router(tags=["governance"])
 
 
-class FindingOut(Schema):
+class PatternOut(Schema):
     kind: str
     title: str
     detail: str
@@ -80,7 +80,7 @@ def _oversight(request) -> None:
         raise Denied("missing_role", "governance is for control owners and oversight")
 
 
-@router.get("/patterns", response={200: list[FindingOut], **ERRORS})
+@router.get("/patterns", response={200: list[PatternOut], **ERRORS})
 def findings(request):
     """The patterns the policy's thresholds find (compliance, policy admins, admins)."""
     need(request, "read")

@@ -10,7 +10,7 @@ from django.views.decorators.http import require_POST
 
 from waiverdesk import clock
 from waiverdesk.core.errors import Denied, Invalid
-from waiverdesk.web import page, report, sees_governance, sees_patterns
+from waiverdesk.web import page, sees_governance, sees_patterns, show_refusal
 
 from . import patterns, reviews
 from .models import Campaign
@@ -59,7 +59,7 @@ def attest(request: HttpRequest, pk: int):
             pk, request.user, request.POST.get("outcome", ""), request.POST.get("rationale", "")
         )
     except (Invalid, Denied) as refused:
-        report(request, refused)
+        show_refusal(request, refused)
         return redirect(request.POST.get("back") or "governance")
     messages.success(request, f"{review.waiver.reference}: {review.get_outcome_display()}.")
     return redirect("campaign", review.campaign_id)

@@ -26,6 +26,8 @@ EVENTS = {
     "review.escalated": "has a governance review overdue, escalated to compliance",
     "review.amend": "needs an amendment, says its governance review",
     "patterns.digest": "pattern findings for compliance and the policy owners",
+    "report.published": "the leadership report of a period",
+    "policy.published": "a new version of the exception policy took effect",
 }
 
 

@@ -26,6 +26,8 @@ class Message(models.Model):
     )
     subject = models.CharField(max_length=200, blank=True)
     body = models.TextField(help_text="The email text, or the exact JSON sent to a webhook.")
+    attachment_name = models.CharField(max_length=100, blank=True)
+    attachment = models.BinaryField(blank=True, default=b"", help_text="A file the email carries.")
     state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField()

@@ -98,9 +98,16 @@ def _message(channel: str, event: str, waiver: Any, now: datetime, **fields) -> 
 
 
 def queue_email(
-    to: str, subject: str, body: str, event: str, now: datetime, object_ref: str = ""
+    to: str,
+    subject: str,
+    body: str,
+    event: str,
+    now: datetime,
+    object_ref: str = "",
+    attachment: tuple[str, bytes] = ("", b""),
 ) -> None:
-    """Queue one email outside the event list (an answer to an emailed request)."""
+    """Queue one email outside the event list (an answer to an emailed request, a report),
+    with a file (name, content) if given."""
     Message.objects.create(
         channel=Message.Channel.EMAIL,
         event=event,
@@ -109,6 +116,8 @@ def queue_email(
         recipient=to,
         subject=subject[:200],
         body=body,
+        attachment_name=attachment[0],
+        attachment=attachment[1],
         next_attempt_at=now,
         created_at=now,
     )
@@ -154,11 +163,14 @@ def deliver(now: datetime | None = None, limit: int = 200) -> Counter:
     for message in batch:
         try:
             if message.channel == Message.Channel.EMAIL:
-                EmailMessage(
+                email = EmailMessage(
                     message.subject, message.body, settings.DEFAULT_FROM_EMAIL, [message.recipient],
                     headers={"Message-ID": f"<{message.message_id}@waiverdesk>"},
                     connection=mail,
-                ).send()  # fmt: skip
+                )  # fmt: skip
+                if message.attachment_name:
+                    email.attach(message.attachment_name, bytes(message.attachment))
+                email.send()
             else:
                 _post(message)
         except Gone as gone:

@@ -66,6 +66,7 @@ class Waiver(models.Model):
     decision = models.CharField(max_length=20, blank=True)
     decision_rationale = models.TextField(blank=True)
     decided_at = models.DateTimeField(null=True, blank=True)
+    activated_at = models.DateTimeField(null=True, blank=True, help_text="When it took effect.")
     ended_reason = models.TextField(blank=True)
     created_at = models.DateTimeField()
     submitted_at = models.DateTimeField(null=True, blank=True)
@@ -83,6 +84,7 @@ class Waiver(models.Model):
             models.Index(fields=["status", "end"], name="waiver_sunset_idx"),
             models.Index(fields=["customer", "submitted_at"], name="waiver_customer_history_idx"),
             models.Index(fields=["requester", "status"], name="waiver_requester_idx"),
+            models.Index(fields=["submitted_at"], name="waiver_submitted_idx"),
         ]
 
     def __str__(self) -> str:

@@ -1038,7 +1038,10 @@ def _sweep_batch(rows: list[tuple], now: datetime) -> list[tuple[str, str]]:
         for pk, _reference, status, action in moving:
             targets.setdefault((status, lifecycle.next_status(status, action)), []).append(pk)
         for (status, target), pks in targets.items():
-            Waiver.objects.filter(pk__in=pks, status=status).update(status=target, updated_at=now)
+            took_effect = {"activated_at": now} if target == Status.ACTIVE else {}
+            Waiver.objects.filter(pk__in=pks, status=status).update(
+                status=target, updated_at=now, **took_effect
+            )
         waivers = {w.pk: w for w in _with_parties(Waiver.objects.filter(pk__in=held))}
         ended = [waivers[pk] for pk, *_ in moving if waivers[pk].status == Status.EXPIRED]
         _create_revert_tasks(ended, now)

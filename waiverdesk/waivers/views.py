@@ -12,8 +12,9 @@ from waiverdesk import clock
 from waiverdesk.core.errors import Denied, Invalid, Problem
 from waiverdesk.core.lifecycle import IN_FORCE, UNDER_REVIEW
 from waiverdesk.core.policy import DIMENSIONS
+from waiverdesk.insight import feedback
 from waiverdesk.policies import services as policies
-from waiverdesk.web import page, report, sees_dashboard
+from waiverdesk.web import page, sees_dashboard, show_refusal
 
 from . import access, intake, notice, request_form, services, stats
 from .detail import detail, evaluation_dict
@@ -124,6 +125,8 @@ def waiver_page(request: HttpRequest, reference: str):
         "today": clock.now().date().isoformat(),
         "doable": {t.pk for t in waiver.tasks.all() if services.may_do(t, user)},
         "usage_bars": stats.usage_bars(shown["usage"]),
+        "rate_as": feedback.role_of(waiver, user),
+        "rated": waiver.feedback.filter(user=user).first(),
     }
     return render(request, "waivers/waiver.html", context)
 
@@ -175,7 +178,7 @@ def act(request: HttpRequest, reference: str, action: str):
         else:
             return redirect("waiver", reference=reference)
     except (Invalid, Denied) as refused:
-        report(request, refused)
+        show_refusal(request, refused)
     else:
         messages.success(request, f"{reference} {done}.")
     return redirect("waiver", reference=reference)
@@ -210,7 +213,7 @@ def send_notice(request: HttpRequest, reference: str):
     try:
         to = notice.send(reference, request.user, clock.now())
     except (Invalid, Denied) as refused:
-        report(request, refused)
+        show_refusal(request, refused)
     else:
         messages.success(request, f"The notice of {reference} is on its way to {to}.")
     return redirect("customer-notice", reference=reference)
@@ -231,7 +234,7 @@ def task_done(request: HttpRequest, reference: str, pk: int):
     try:
         task = services.complete_task(pk, request.user, request.POST.get("note", ""))
     except Denied as denied:
-        report(request, denied)
+        show_refusal(request, denied)
     else:
         messages.success(request, f"{reference}: {task.title} is done.")
     return redirect(request.POST.get("back") or "implementation")

@@ -1,5 +1,6 @@
 """The periodic jobs, in the order a tick runs them: the clock's changes, reminders, usage,
-governance reviews and the pattern digest, then deliveries and an audit checkpoint.
+governance reviews, the pattern digest and the leadership report, then deliveries and an
+audit checkpoint.
 Each is idempotent and safe with several workers at once: changes are conditional updates,
 claimed rows or rows recorded once."""
 
@@ -9,6 +10,7 @@ from datetime import datetime
 
 from waiverdesk.audit import services as audit
 from waiverdesk.governance import patterns, reviews
+from waiverdesk.insight import report
 from waiverdesk.notifications import services as notify
 from waiverdesk.usage import utilization
 from waiverdesk.waivers import services, sunset
@@ -23,6 +25,7 @@ def tick(now: datetime, dry_run: bool = False) -> list[str]:
     lines += [f"{ref}: {what}" for ref, what in utilization.scan(now, dry_run)]
     lines += [f"{ref}: {what}" for ref, what in reviews.run(now, dry_run)]
     lines += [f"{ref}: {what}" for ref, what in patterns.send_digest(now, dry_run)]
+    lines += [f"{ref}: {what}" for ref, what in report.send_scheduled(now, dry_run)]
     if dry_run:
         lines += [f"would send {m.channel} {m.event} for {m.object_ref}" for m in notify.due(now)]
     else:

@@ -1,0 +1,299 @@
+"""The health of the exception process (G4), and where requests wait (F1), as SQL aggregates.
+
+Every figure is of the requests *submitted* in the period (the cohort), narrowed by type,
+product family and region: how long they took to decide (per tier too) and to take effect,
+how many were approved and renewed, whether they kept to the policy, what they conceded and
+whether they leaked. Percentiles are continuous (PostgreSQL's `percentile_cont`; computed the
+same way from two ordered rows on SQLite)."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from django.db import connection
+from django.db.models import (
+    Aggregate,
+    Count,
+    DateTimeField,
+    DurationField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    FloatField,
+    OuterRef,
+    Q,
+    Sum,
+    Value,
+)
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast, TruncMonth
+
+from waiverdesk import clock
+from waiverdesk.core.errors import Invalid, Problem
+from waiverdesk.core.lifecycle import Status
+from waiverdesk.directory.models import Product
+from waiverdesk.governance.models import Review
+from waiverdesk.policies import services as policies
+from waiverdesk.usage.models import Flag
+from waiverdesk.waivers.models import RouteStep, Waiver
+
+LEAKAGE = (Flag.Kind.OVER_SCOPE, Flag.Kind.AFTER_END, Flag.Kind.UNCOVERED_PRODUCT)
+_PERIOD = re.compile(r"^(\d{4})(?:-(?:Q([1-4])|(\d{2})))?$")
+
+
+@dataclass(frozen=True)
+class Period:
+    """[start, end) in UTC, with its label: "2027", "2027-Q1" or "2027-03"."""
+
+    label: str
+    start: date
+    end: date
+
+    @classmethod
+    def parse(cls, text: str) -> Period:
+        match = _PERIOD.match((text or "").strip())
+        if not match or (match[3] and not 1 <= int(match[3]) <= 12):
+            raise Invalid([Problem("period", "invalid", "a year (2027), a quarter (2027-Q1) "
+                                                        "or a month (2027-03)")])  # fmt: skip
+        year = int(match[1])
+        if match[2]:
+            first = 3 * int(match[2]) - 2
+            return cls(text, date(year, first, 1), _month_after(year, first + 2))
+        if match[3]:
+            return cls(text, date(year, int(match[3]), 1), _month_after(year, int(match[3])))
+        return cls(text, date(year, 1, 1), date(year + 1, 1, 1))
+
+    def previous(self) -> Period:
+        """The period of the same length just before this one."""
+        if "-Q" in self.label:
+            year, q = int(self.label[:4]), int(self.label[-1])
+            return Period.parse(f"{year - 1}-Q4" if q == 1 else f"{year}-Q{q - 1}")
+        if "-" in self.label:
+            before = self.start - timedelta(days=1)
+            return Period.parse(f"{before.year}-{before.month:02d}")
+        return Period.parse(str(int(self.label) - 1))
+
+    @property
+    def bounds(self) -> tuple[datetime, datetime]:
+        return (datetime.combine(self.start, datetime.min.time(), UTC),
+                datetime.combine(self.end, datetime.min.time(), UTC))  # fmt: skip
+
+
+def _month_after(year: int, month: int) -> date:
+    return date(year + month // 12, month % 12 + 1, 1)
+
+
+@dataclass(frozen=True)
+class Filters:
+    type: str = ""
+    family: str = ""
+    region: str = ""
+
+
+def cohort(period: Period, filters: Filters = Filters()):
+    """The requests submitted in the period, narrowed by the filters."""
+    start, end = period.bounds
+    rows = Waiver.objects.filter(submitted_at__gte=start, submitted_at__lt=end)
+    if filters.type:
+        rows = rows.filter(type=filters.type)
+    if filters.region:
+        rows = rows.filter(region=filters.region)
+    if filters.family:
+        in_family = Product.objects.filter(waivers=OuterRef("pk"), family=filters.family)
+        rows = rows.filter(Exists(in_family))
+    return rows
+
+
+def compute(period: Period, filters: Filters = Filters(), now: datetime | None = None) -> dict:
+    """Every figure of the dashboard, for one period and filter."""
+    now = now or clock.now()
+    rows = cohort(period, filters)
+    approved = rows.filter(decision="approved")
+    counts = rows.aggregate(
+        submitted=Count("pk"),
+        approved=Count("pk", filter=Q(decision="approved")),
+        rejected=Count("pk", filter=Q(decision="rejected")),
+    )
+    decided = counts["approved"] + counts["rejected"]
+    steps = RouteStep.objects.filter(
+        waiver__in=rows, status__in=[RouteStep.State.APPROVED, RouteStep.State.REJECTED]
+    )
+    return {
+        "period": period.label,
+        **counts,
+        "decided": decided,
+        "approval_rate": _share(counts["approved"], decided),
+        "cycle_hours": quantiles(rows.filter(decision__in=["approved", "rejected"]),
+                                 "submitted_at", "decided_at"),
+        "cycle_by_tier": quantiles(steps, "opened_at", "closed_at", by="tier"),
+        "activation_hours": quantiles(approved, "decided_at", "activated_at"),
+        "renewed_share": _share(approved.filter(Exists(_renewals())).count(), counts["approved"]),
+        "adherence": adherence(rows, approved, period, now),
+        "concessions": concessions(approved),
+        "leakage": leakage(rows, period),
+    }  # fmt: skip
+
+
+def _share(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def _renewals():
+    return Waiver.objects.filter(predecessor=OuterRef("pk"), kind=Waiver.Kind.RENEWAL).exclude(
+        status__in=[Status.DRAFT, Status.WITHDRAWN, Status.REJECTED]
+    )
+
+
+def adherence(rows, approved, period: Period, now: datetime) -> dict[str, float | None]:
+    """Shares that kept to the policy: evidence complete at submission, reviews done by their
+    due time, exceptions expired on time, approved exceptions without leakage."""
+    kinds = policies.compiled(policies.active_version()).document.types
+    complete = Q()
+    for name, kind in kinds.items():
+        needed = list(kind.required_evidence)
+        complete |= Q(type=name, evidence__has_keys=needed) if needed else Q(type=name)
+    start, end = period.bounds
+    due = Review.objects.filter(due_at__gte=start, due_at__lt=end).exclude(
+        outcome=Review.Outcome.ENDED
+    )
+    reviews = due.aggregate(  # a review still open counts once it is late
+        on_time=Count("pk", filter=~Q(outcome="") & Q(decided_at__lte=F("due_at"))),
+        counted=Count("pk", filter=~Q(outcome="") | Q(due_at__lt=now)),
+    )
+    expired = rows.filter(status=Status.EXPIRED)
+    # The sweep expires an exception the day after its end: on time is by the end of that day.
+    on_time = expired.filter(updated_at__lt=F("end") + timedelta(days=2))
+    leaked = Flag.objects.filter(waiver=OuterRef("pk"), kind__in=LEAKAGE)
+    return {
+        "documentation_complete": _share(rows.filter(complete).count(), rows.count()),
+        "reviews_on_time": _share(reviews["on_time"], reviews["counted"]),
+        "expired_on_time": _share(on_time.count(), expired.count()),
+        "no_leakage": _share(approved.exclude(Exists(leaked)).count(), approved.count()),
+    }
+
+
+def concessions(approved) -> dict[str, Any]:
+    """What the approved requests conceded: in all, and by month, product, region and type.
+    A request on several products counts toward each of them."""
+    value = Cast(KeyTextTransform("concession", "financials"), FloatField())
+    by_product = Cast(KeyTextTransform("concession", "waiver__financials"), FloatField())
+    through = Waiver.products.through.objects.filter(waiver__in=approved)
+    return {
+        "total": approved.aggregate(total=Sum(value))["total"] or 0,
+        "by_month": _sums(approved.annotate(month=TruncMonth("submitted_at")), "month", value,
+                          key=lambda m: m.strftime("%Y-%m")),
+        "by_product": _sums(through, "product__code", by_product),
+        "by_region": _sums(approved, "region", value),
+        "by_type": _sums(approved, "type", value),
+    }  # fmt: skip
+
+
+def _sums(rows, group: str, value, key=str) -> dict[str, float]:
+    totals = rows.values(group).annotate(total=Sum(value)).order_by(group)
+    return {key(r[group]): r["total"] or 0 for r in totals}
+
+
+def leakage(rows, period: Period) -> dict[str, int]:
+    """Leakage found in the period on the cohort's exceptions: findings and exceptions."""
+    start, end = period.bounds
+    flags = Flag.objects.filter(waiver__in=rows, kind__in=LEAKAGE, found_at__gte=start,
+                                found_at__lt=end)  # fmt: skip
+    return flags.aggregate(findings=Count("pk"), waivers=Count("waiver", distinct=True))
+
+
+def bottlenecks(period: Period, filters: Filters = Filters(), now: datetime | None = None):
+    """Where the cohort's requests wait longest: hours a step waited (to its decision, or to
+    now while pending), by tier, by approver role, by type, and by tier per policy version."""
+    steps = RouteStep.objects.filter(waiver__in=cohort(period, filters), opened_at__isnull=False)
+    open_until = Value(now or clock.now(), output_field=DateTimeField())
+    closed = steps.filter(closed_at__isnull=False)
+    pending = steps.filter(closed_at__isnull=True, status=RouteStep.State.PENDING)
+    return {
+        "by_tier": quantiles(closed, "opened_at", "closed_at", by="tier"),
+        "by_role": quantiles(closed, "opened_at", "closed_at", by="role"),
+        "by_type": quantiles(closed, "opened_at", "closed_at", by="waiver__type"),
+        "by_version": _nested(quantiles(closed, "opened_at", "closed_at",
+                                        by=("waiver__policy_version__number", "tier"))),
+        "pending": quantiles(pending.annotate(until=open_until), "opened_at", "until", by="tier"),
+    }  # fmt: skip
+
+
+def _nested(table: dict[tuple, Any]) -> dict[str, dict[str, Any]]:
+    nested: dict[str, dict[str, Any]] = {}
+    for (outer, inner), value in table.items():
+        nested.setdefault(str(outer), {})[inner] = value
+    return nested
+
+
+def flatten(value: Any, path: str = "") -> list[tuple[str, Any]]:
+    """Every figure as (dotted name, value): `cycle_by_tier.manager.p50`, for CSV files."""
+    if not isinstance(value, dict):
+        return [(path, value)]
+    return [row for key, inner in value.items()
+            for row in flatten(inner, f"{path}.{key}" if path else str(key))]  # fmt: skip
+
+
+# -- percentiles -------------------------------------------------------------------------------
+
+
+class _Percentile(Aggregate):
+    """PostgreSQL's continuous percentile of an interval, in hours."""
+
+    function = "percentile_cont"
+    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM %(expressions)s) / 3600.0)"  # noqa: E501
+    output_field = FloatField()
+
+    def __init__(self, expression, fraction: float):
+        super().__init__(expression)
+        self.extra["fraction"] = fraction
+
+
+def quantiles(rows, start: str, end: str, by: str | tuple[str, ...] | None = None):
+    """p50 and p90 of `end - start` in hours, with the count: one dict, or one per group
+    (keyed by the group's value, or a tuple of values) when `by` is given."""
+    span = ExpressionWrapper(F(end) - F(start), output_field=DurationField())
+    rows = rows.filter(**{f"{start}__isnull": False, f"{end}__isnull": False}).annotate(span=span)
+    if by is None:
+        if connection.vendor == "postgresql":
+            found = rows.aggregate(
+                n=Count("pk"), p50=_Percentile("span", 0.5), p90=_Percentile("span", 0.9)
+            )
+            return {"n": found["n"], "p50": _round(found["p50"]), "p90": _round(found["p90"])}
+        n = rows.count()
+        return {"n": n, **(_ordered_quantiles(rows, n) if n else {"p50": None, "p90": None})}
+    groups = (by,) if isinstance(by, str) else tuple(by)
+    if connection.vendor == "postgresql":
+        found = rows.values(*groups).annotate(
+            n=Count("pk"), p50=_Percentile("span", 0.5), p90=_Percentile("span", 0.9)
+        ).order_by(*groups)  # fmt: skip
+        return {_key(r, groups): {"n": r["n"], "p50": _round(r["p50"]), "p90": _round(r["p90"])}
+                for r in found}  # fmt: skip
+    table = {}
+    for r in rows.values(*groups).annotate(n=Count("pk")).order_by(*groups):
+        subset = rows.filter(**{g: r[g] for g in groups})
+        table[_key(r, groups)] = {"n": r["n"], **_ordered_quantiles(subset, r["n"])}
+    return table
+
+
+def _key(row: dict, groups: tuple[str, ...]):
+    return row[groups[0]] if len(groups) == 1 else tuple(row[g] for g in groups)
+
+
+def _ordered_quantiles(rows, n: int) -> dict[str, float | None]:
+    found = {}
+    for name, fraction in (("p50", 0.5), ("p90", 0.9)):
+        position = fraction * (n - 1)
+        low = math.floor(position)
+        pair = list(rows.order_by("span").values_list("span", flat=True)[low : low + 2])
+        hours = [span.total_seconds() / 3600 for span in pair]
+        above = hours[1] if len(hours) > 1 else hours[0]
+        found[name] = _round(hours[0] + (above - hours[0]) * (position - low))
+    return found
+
+
+def _round(hours: float | None) -> float | None:
+    return None if hours is None else round(hours, 2)

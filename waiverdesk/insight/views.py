@@ -1,0 +1,116 @@
+"""The metrics page (G4, F1): the period's figures with filters, as charts, CSV and the
+leadership report."""
+
+from __future__ import annotations
+
+import csv
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from waiverdesk import clock
+from waiverdesk.core.errors import Denied, Invalid
+from waiverdesk.directory.models import Product
+from waiverdesk.policies import services as policies
+from waiverdesk.waivers.stats import bars
+from waiverdesk.web import page, sees_dashboard, show_refusal
+
+from . import feedback, metrics, report
+from .metrics import Filters, Period
+
+ADHERENCE = {
+    "documentation_complete": "Evidence complete at submission",
+    "reviews_on_time": "Governance reviews done by their due date",
+    "expired_on_time": "Exceptions expired on time",
+    "no_leakage": "Approved exceptions without leakage",
+}
+
+
+def _chosen(request: HttpRequest) -> tuple[Period, Filters, list[str]]:
+    """The period and filters asked for; the current quarter when none (or a bad one) is."""
+    today = clock.now().date()
+    this_quarter = f"{today.year}-Q{(today.month + 2) // 3}"
+    problems = []
+    try:
+        period = Period.parse(request.GET.get("period") or this_quarter)
+    except Invalid as exc:
+        problems = [p.message for p in exc.problems]
+        period = Period.parse(this_quarter)
+    filters = Filters(*(request.GET.get(k, "") for k in ("type", "family", "region")))
+    return period, filters, problems
+
+
+def _readable(request: HttpRequest) -> None:
+    if not sees_dashboard(request.user):
+        raise Denied("missing_role", "metrics are for approvers, control owners and oversight")
+
+
+@page
+def metrics_page(request: HttpRequest):
+    _readable(request)
+    period, filters, problems = _chosen(request)
+    now = clock.now()
+    figures = metrics.compute(period, filters, now)
+    waits = metrics.bottlenecks(period, filters, now)
+    hours = lambda table: bars({k: v["p50"] or 0 for k, v in table.items()})  # noqa: E731
+    money = figures["concessions"]
+    return render(request, "insight/metrics.html", {
+        "period": period, "filters": filters, "problems": problems, "f": figures,
+        "query": request.GET.urlencode(),
+        "charts": [
+            ("Median hours to decide, by tier", hours(figures["cycle_by_tier"])),
+            ("Concessions by month", bars(money["by_month"])),
+            ("Concessions by type", bars(money["by_type"])),
+            ("Concessions by product", bars(money["by_product"])),
+            ("Concessions by region", bars(money["by_region"])),
+            ("Median hours a step waits, by approver role", hours(waits["by_role"])),
+            ("Median hours a step waits, by type", hours(waits["by_type"])),
+            ("Pending now: median hours waiting, by tier", hours(waits["pending"])),
+        ],
+        "adherence": [(ADHERENCE[k], v) for k, v in figures["adherence"].items()],
+        "by_version": waits["by_version"],
+        "ratings": feedback.summary(metrics.cohort(period, filters)),
+        "types": sorted(policies.compiled(policies.active_version()).document.types),
+        "families": sorted(set(Product.objects.values_list("family", flat=True))),
+    })  # fmt: skip
+
+
+@page
+def metrics_csv(request: HttpRequest):
+    _readable(request)
+    period, filters, _ = _chosen(request)
+    now = clock.now()
+    response = HttpResponse(content_type="text/csv")
+    response["Content-Disposition"] = f'attachment; filename="metrics-{period.label}.csv"'
+    rows = metrics.flatten(metrics.compute(period, filters, now))
+    rows += metrics.flatten(metrics.bottlenecks(period, filters, now), "wait")
+    csv.writer(response).writerows([("metric", "value"), *rows])
+    return response
+
+
+@page
+def report_pdf(request: HttpRequest):
+    _readable(request)
+    period, _, _ = _chosen(request)
+    response = HttpResponse(report.pdf(period), content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="waiverdesk-report-{period.label}.pdf"'
+    return response
+
+
+@page
+@require_POST
+def give_feedback(request: HttpRequest, reference: str):
+    """A rating of the process from the waiver page."""
+    try:
+        rating = int(request.POST.get("rating", ""))
+    except ValueError:
+        rating = 0
+    try:
+        feedback.give(reference, request.user, rating, request.POST.get("comment", ""))
+    except (Invalid, Denied) as refused:
+        show_refusal(request, refused)
+    else:
+        messages.success(request, "Thank you for your rating.")
+    return redirect("waiver", reference)
