@@ -152,3 +152,57 @@ def faq(document: PolicyDocument) -> list[tuple[str, str]]:
             )
         )
     return answers
+
+
+def changes(old: PolicyDocument, new: PolicyDocument) -> list[str]:
+    """What changed from `old` to `new`, in plain language (K2): types, tiers and triggers
+    added, removed or changed, conditions read as sentences, then any other setting."""
+    said: list[str] = []
+    said += _named_changes("exception type", old.types, new.types, lambda t: t.label)
+    said += _named_changes("approval tier", {t.name: t for t in old.tiers},
+                           {t.name: t for t in new.tiers}, lambda t: t.label or t.name)  # fmt: skip
+    said += _named_changes("trigger", {t.name: t for t in old.triggers},
+                           {t.name: t for t in new.triggers}, lambda t: t.name)  # fmt: skip
+    before = old.model_dump(exclude={"types", "tiers", "triggers", "name"})
+    after = new.model_dump(exclude={"types", "tiers", "triggers", "name"})
+    said += [_setting(path, a, b) for path, a, b in _leaf_changes(before, after)]
+    return said
+
+
+def _named_changes(noun: str, old: dict, new: dict, label) -> list[str]:
+    said = [f"New {noun}: {label(new[n])} ({n})." for n in new if n not in old]
+    said += [f"Removed {noun}: {label(old[n])} ({n})." for n in old if n not in new]
+    for name in (n for n in new if n in old and new[n] != old[n]):
+        for path, a, b in _leaf_changes(old[name].model_dump(), new[name].model_dump()):
+            said.append(f"{label(new[name])}: {_setting(path, a, b)}")
+    return said
+
+
+def _leaf_changes(old, new, path: str = "") -> list[tuple[str, object, object]]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        pairs = [(key, old.get(key), new.get(key)) for key in dict.fromkeys([*old, *new])]
+    elif isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        pairs = [(f"rule {i}", a, b) for i, (a, b) in enumerate(zip(old, new, strict=True), 1)]
+    else:
+        return [] if old == new else [(path, old, new)]
+    return [change for key, a, b in pairs
+            for change in _leaf_changes(a, b, f"{path}.{key}" if path else str(key))]  # fmt: skip
+
+
+def _setting(path: str, old, new) -> str:
+    words = path.replace(".", " ").replace("_", " ")
+    if path.endswith("when") and isinstance(new, str):
+        where = words.removesuffix("when").strip()
+        sentence = f"applies when {condition(new) or new} (was: {condition(old or '') or old})."
+        return f"{where}: {sentence}" if where else sentence
+    if isinstance(old, list) or isinstance(new, list):
+        items = [*(old or []), *(new or [])]
+        if all(isinstance(i, str | int | float) for i in items):
+            listed = lambda values: ", ".join(map(str, values)) or "none"  # noqa: E731
+            return f"{words} is now {listed(new or [])} (was {listed(old or [])})."
+        return f"{words} changed ({len(old or [])} entries before, {len(new or [])} now)."
+    if old is None:
+        return f"{words} is now {new}."
+    if new is None:
+        return f"{words} is no longer set (was {old})."
+    return f"{words} is now {new} (was {old})."

@@ -4,6 +4,7 @@ leadership report."""
 from __future__ import annotations
 
 import csv
+from datetime import UTC, date, datetime, time, timedelta
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
@@ -12,12 +13,14 @@ from django.views.decorators.http import require_POST
 
 from waiverdesk import clock
 from waiverdesk.core.errors import Denied, Invalid
+from waiverdesk.core.policy import PolicyError, load_policy
 from waiverdesk.directory.models import Product
+from waiverdesk.directory.services import require_role
 from waiverdesk.policies import services as policies
 from waiverdesk.waivers.stats import bars
 from waiverdesk.web import page, sees_dashboard, show_refusal
 
-from . import feedback, metrics, report
+from . import feedback, metrics, replay, report
 from .metrics import Filters, Period
 
 ADHERENCE = {
@@ -114,3 +117,32 @@ def give_feedback(request: HttpRequest, reference: str):
     else:
         messages.success(request, "Thank you for your rating.")
     return redirect("waiver", reference)
+
+
+POLICY_OWNERS = {"policy_admin", "admin"}
+
+
+@page
+def replay_page(request: HttpRequest):
+    """Replay a draft policy over past requests; publish it, once convinced."""
+    require_role(request.user, POLICY_OWNERS, "replay or publish policy drafts")
+    now = clock.now()
+    draft = request.POST.get("draft") or policies.active_version().document
+    since = request.POST.get("since") or (now.date() - timedelta(days=365)).isoformat()
+    context = {"draft": draft, "since": since, "result": None, "problems": []}
+    if request.method == "POST":
+        try:
+            policy = load_policy(draft)
+            start = datetime.combine(date.fromisoformat(since), time(), UTC)
+        except PolicyError as exc:
+            context["problems"] = exc.problems
+        except ValueError:
+            context["problems"] = ["since: a date, like 2026-01-01"]
+        else:
+            if "publish" in request.POST:
+                version = policies.publish(draft, by=request.user,
+                                           note=request.POST.get("note", ""))  # fmt: skip
+                messages.success(request, f"Version {version.number} is published and announced.")
+                return redirect("policy-history")
+            context["result"] = replay.replay(policy, start)
+    return render(request, "insight/replay.html", context)

@@ -15,6 +15,9 @@ class PolicyVersion(models.Model):
     )
     is_active = models.BooleanField(default=False)
     note = models.TextField(blank=True)
+    changes = models.JSONField(
+        default=list, blank=True, help_text="What changed from the version before, in sentences."
+    )
 
     class Meta:
         ordering = ["number"]

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 
 from waiverdesk import clock
 from waiverdesk.audit import services as audit
+from waiverdesk.core import explain
 from waiverdesk.core.policy import Policy, PolicyError, load_policy
 
 from .models import PolicyVersion
@@ -46,6 +49,7 @@ def publish(document: str, by=None, note: str = "") -> PolicyVersion:
         if current is not None and current.sha256 == policy.digest:
             raise PolicyError([f"document: identical to the active version v{current.number}"])
         number = (PolicyVersion.objects.aggregate(n=Max("number"))["n"] or 0) + 1
+        changed = explain.changes(compiled(current).document, policy.document) if current else []
         PolicyVersion.objects.filter(is_active=True).update(is_active=False)
         try:
             with transaction.atomic():
@@ -58,6 +62,7 @@ def publish(document: str, by=None, note: str = "") -> PolicyVersion:
                     published_by=by,
                     is_active=True,
                     note=note,
+                    changes=changed,
                 )
         except IntegrityError:
             raise PolicyError(
@@ -74,4 +79,25 @@ def publish(document: str, by=None, note: str = "") -> PolicyVersion:
                 "note": note,
             },
         )
+        if current is not None:
+            announce(version)
     return version
+
+
+def announce(version: PolicyVersion) -> None:
+    """Tell everyone who has not muted policy news what the new version changed (K2)."""
+    from waiverdesk.notifications import services as notify
+
+    lines = "\n".join(f"- {line}" for line in version.changes) or "- only its wording"
+    body = (
+        f"Version {version.number} of the exception policy ({version.name}) is in force "
+        f"from {version.published_at:%Y-%m-%d %H:%M} UTC.\n"
+        + (f"\n{version.note}\n" if version.note else "")
+        + f"\nWhat changed:\n{lines}\n\nRead it, in plain language: {settings.BASE_URL}/policy/"
+        "\n-- waiverdesk\n"
+    )
+    people = User.objects.filter(is_active=True).exclude(email="")
+    for person in people:
+        if "policy.published" not in notify.muted(person):
+            notify.queue_email(person.email, f"Policy v{version.number}: what changed", body,
+                               "policy.published", version.published_at)  # fmt: skip

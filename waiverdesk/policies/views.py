@@ -8,6 +8,7 @@ from django.http import Http404, HttpRequest
 from django.shortcuts import render
 
 from waiverdesk.core import explain
+from waiverdesk.directory.services import roles_of
 from waiverdesk.web import page
 
 from . import services
@@ -27,6 +28,7 @@ def policy_page(request: HttpRequest):
         "tiers": tiers,
         "triggers": triggers,
         "faq": explain.faq(document),
+        "may_replay": bool(roles_of(request.user) & {"policy_admin", "admin"}),
     }
     return render(request, "policies/policy.html", context)
 

@@ -1,4 +1,9 @@
-"""waiverdesk policy check FILE | simulate [FILE] | publish FILE | show"""
+"""waiverdesk policy check FILE | simulate [FILE] | simulate --replay DRAFT --since DATE |
+publish FILE | show"""
+
+from datetime import UTC, datetime
+
+from django.core.management.base import CommandError
 
 from waiverdesk.commands import ActionCommand
 from waiverdesk.core.policy import load_policy
@@ -15,6 +20,10 @@ class Command(ActionCommand):
         check.add_argument("file")
         sim = actions.add_parser("simulate", help="evaluate a request (JSON) without saving it")
         sim.add_argument("file", nargs="?", default="-", help="request JSON; '-' for stdin")
+        sim.add_argument("--replay", metavar="DRAFT", help="replay a draft policy (YAML file) "
+                         "over past requests, against what happened to them")  # fmt: skip
+        sim.add_argument("--since", help="with --replay: requests submitted from this date")
+        sim.add_argument("--all", action="store_true", help="with --replay: list every change")
         publish = actions.add_parser("publish", help="make a policy document the active version")
         publish.add_argument("file")
         publish.add_argument("--as", dest="username", help="who publishes it")
@@ -28,7 +37,9 @@ class Command(ActionCommand):
             f"{len(policy.expressions)} conditions, sha256 {policy.digest[:12]}"
         )
 
-    def do_simulate(self, file: str, **_) -> None:
+    def do_simulate(self, file: str, replay: str | None, since: str | None, all: bool, **_):
+        if replay:
+            return self.replay(replay, since, all)
         result = simulate(self.read_json(file))
         self.print_json(
             {"policy_version": result.policy_version, **evaluation_dict(result.evaluation)}
@@ -47,3 +58,37 @@ class Command(ActionCommand):
         )
         for name, t in policy.types.items():
             self.stdout.write(f"  {name}: {t.label}, at most {t.max_duration_days} days")
+
+    def replay(self, file: str, since: str | None, every: bool) -> None:
+        from waiverdesk.insight.replay import replay
+
+        try:
+            start = datetime.fromisoformat(since or "").replace(tzinfo=UTC)
+        except ValueError:
+            raise CommandError("--since: a date, like 2026-01-01", returncode=2) from None
+        result = replay(load_policy(self.read_text(file)), start)
+        self.stdout.write(f"replayed {file} over {result.requests} requests submitted since "
+                          f"{start:%Y-%m-%d}")  # fmt: skip
+        self.stdout.write(
+            f"  would change: eligibility of {result.counts['eligibility']}, risk level of "
+            f"{result.counts['risk']}, route of {result.counts['route']}"
+        )
+        self.stdout.write("  approver load (steps, before -> after): " + ", ".join(
+            f"{tier} {a} -> {b}" for tier, (a, b) in result.load.items()))  # fmt: skip
+        before, after = result.cycle_hours
+        self.stdout.write(f"  estimated median cycle time: {before} h -> {after} h")
+        shown = result.changes if every else result.changes[:50]
+        for c in shown:
+            was, now = c.before, c.after
+            self.stdout.write(
+                f"  {c.reference} {c.type} {c.customer}: "
+                + "; ".join(
+                    {"eligibility": f"eligible {was.eligible} -> {now.eligible}"
+                                    + (f" ({'; '.join(now.problems)})" if now.problems else ""),
+                     "risk": f"risk {was.level} -> {now.level}",
+                     "route": f"route {'+'.join(was.route)} -> {'+'.join(now.route)}"}[what]
+                    for what in c.what
+                )
+            )  # fmt: skip
+        if len(result.changes) > len(shown):
+            self.stdout.write(f"  … and {len(result.changes) - len(shown)} more (--all)")
