@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from ninja import Query, Router, Schema
+from ninja import Query, Router, Schema, Status
 from pydantic import Field
 
 from waiverdesk import clock
@@ -64,5 +64,5 @@ def give(request, reference: str, body: FeedbackIn):
     """Rate the process behind a decided request (its requester and approvers, once each)."""
     need(request, "write")
     given = feedback.give(reference, request.user, body.rating, body.comment)
-    return 201, {"reference": reference, "role": given.role, "rating": given.rating,
-                 "comment": given.comment, "at": given.at}  # fmt: skip
+    return Status(201, {"reference": reference, "role": given.role, "rating": given.rating,
+                        "comment": given.comment, "at": given.at})  # fmt: skip

@@ -124,31 +124,33 @@ def _overrides(waiver: Waiver) -> dict[str, Override]:
             for d, o in waiver.risk_overrides.items()}  # fmt: skip
 
 
-def _histories(rows) -> dict[int, list[datetime]]:
-    """Each customer's submission times (withdrawn requests aside), sorted, for the count of
-    their exceptions in the year before each request."""
+def _histories(rows) -> dict[int, list[tuple[datetime, int]]]:
+    """Each customer's requests as (submitted, id), withdrawn ones aside, sorted: for the
+    count of their exceptions in the year before each request (of one instant, those filed
+    before it)."""
     customers = rows.values("customer")
     earliest = rows.order_by("submitted_at").values_list("submitted_at", flat=True).first()
     if earliest is None:
         return {}
     times = defaultdict(list)
     year_before = earliest - timedelta(days=365)
-    for customer, at in (
+    for customer, at, pk in (
         Waiver.objects.filter(customer__in=customers, submitted_at__gte=year_before)
         .exclude(status=Status.WITHDRAWN)
-        .values_list("customer", "submitted_at")
+        .values_list("customer", "submitted_at", "pk")
     ):
-        times[customer].append(at)
+        times[customer].append((at, pk))
     for list_ in times.values():
         list_.sort()
     return times
 
 
-def _facts(waiver: Waiver, history: dict[int, list[datetime]]) -> RequestFacts:
+def _facts(waiver: Waiver, history: dict[int, list[tuple[datetime, int]]]) -> RequestFacts:
     times = history.get(waiver.customer_id, [])
     at = waiver.submitted_at
-    # Others submitted in the year up to this one (itself excluded, when it counts).
-    earlier = bisect.bisect_left(times, at) - bisect.bisect_left(times, at - timedelta(days=365))
+    earlier = bisect.bisect_left(times, (at, waiver.pk)) - bisect.bisect_left(
+        times, (at - timedelta(days=365), 0)
+    )
     customer, owner = waiver.customer, waiver.control_owner
     return RequestFacts(
         type=waiver.type,

@@ -44,3 +44,22 @@ def test_the_faq_answers_from_the_policy_itself():
         "Attach: business impact analysis"
         in answers["What does a volume discount not normally offered request need?"]
     )
+
+
+def test_what_changed_between_two_versions_is_said_in_plain_language():
+    from waiverdesk.core.explain import changes
+
+    text = DEFAULT.read_text()
+    old = load_policy(text).document
+    new = load_policy(
+        text.replace("max_duration_days: 730", "max_duration_days: 365")
+        .replace("approvers: 1\n    sla_hours: 72", "approvers: 2\n    sla_hours: 72", 1)
+        .replace("  every_days: 90\n", "  every_days: 60\n")
+    ).document
+    said = changes(old, new)
+    assert len(said) == 3
+    assert any(s.startswith("Volume discount") and "max duration days is now 365 (was 730)" in s
+               for s in said)  # fmt: skip
+    assert "Finance: approvers is now 2 (was 1)." in said
+    assert "reviews every days is now 60 (was 90)." in said
+    assert changes(old, old) == []
