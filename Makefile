@@ -55,11 +55,13 @@ bench: venv
 	$(BIN)/python bench/worker.py --engine sqlite
 	$(BIN)/python bench/usage.py --engine sqlite
 	$(BIN)/python bench/governance.py --engine sqlite
+	$(BIN)/python bench/insight.py --engine sqlite --waivers 100000
 	@if $(PG_UP); then DATABASE_URL=$(PG_URL) $(BIN)/python bench/run.py --engine postgresql; \
 	DATABASE_URL=$(PG_URL) $(BIN)/python bench/api.py --engine postgresql; \
 	DATABASE_URL=$(PG_URL) $(BIN)/python bench/worker.py --engine postgresql; \
 	DATABASE_URL=$(PG_URL) $(BIN)/python bench/usage.py --engine postgresql; \
-	DATABASE_URL=$(PG_URL) $(BIN)/python bench/governance.py --engine postgresql; fi
+	DATABASE_URL=$(PG_URL) $(BIN)/python bench/governance.py --engine postgresql; \
+	DATABASE_URL=$(PG_URL) $(BIN)/python bench/insight.py --engine postgresql; fi
 
 # The README's pictures, taken from the real pages with the demo data.
 screenshots: venv chromium

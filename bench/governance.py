@@ -34,8 +34,8 @@ def seed_waivers(count: int) -> None:
     from django.conf import settings
     from django.db import connection
 
-    from waiverdesk.directory.models import Customer
-    from waiverdesk.directory.services import add_user
+    from waiverdesk.directory.models import Customer, Product
+    from waiverdesk.directory.services import add_product, add_user
     from waiverdesk.policies import services as policies
     from waiverdesk.waivers.models import Waiver
 
@@ -47,6 +47,9 @@ def seed_waivers(count: int) -> None:
         for i in range(10_000)
     )
     customers = list(Customer.objects.values_list("pk", flat=True))
+    for code, family in (("DB-ENT", "Database"), ("AN-EDGE", "Analytics"), ("SEC-GW", "Security")):
+        add_product(code, code, family, "medium")
+    products = list(Product.objects.values_list("pk", flat=True))
     rng = random.Random(7)
     for first in range(0, count, 10_000):
         rows = []
@@ -66,6 +69,11 @@ def seed_waivers(count: int) -> None:
                 risk={"overall": "low"}, renewal_count=renewals, created_at=submitted,
                 updated_at=submitted, submitted_at=submitted,
                 decided_at=None if status in ("in_review", "withdrawn") else submitted,
+                decision={"rejected": "rejected", "in_review": "", "withdrawn": ""}.get(
+                    status, "approved"),
+                activated_at=datetime.combine(start, datetime.min.time(), UTC)
+                if status in ("active", "expired", "terminated") else None,
+                scope={"seats": rng.randrange(1, 500)},
             ))  # fmt: skip
         Waiver.objects.bulk_create(rows)
     with connection.cursor() as cursor:  # renewals follow the waiver before them
@@ -86,6 +94,10 @@ def seed_waivers(count: int) -> None:
             f"at) SELECT s.id, s.waiver_id, 1, {first_approver} + (s.waiver_id % 30), "
             "CASE WHEN w.status = 'rejected' THEN 'reject' ELSE 'approve' END, '', s.closed_at "
             "FROM waivers_routestep s JOIN waivers_waiver w ON w.id = s.waiver_id"
+        )
+        cursor.execute(
+            "INSERT INTO waivers_waiver_products (waiver_id, product_id) "
+            f"SELECT id, {min(products)} + (id % {len(products)}) FROM waivers_waiver"
         )
         if connection.vendor == "postgresql":
             cursor.execute("ANALYZE")

@@ -68,6 +68,10 @@ def expected(page: str, who: str) -> int:
         return 200 if who in OVERSIGHT else 403
     if page == "billing":
         return 200 if who in ("audrey", "adam") else 403
+    if page == "metrics":
+        return 200 if who in OVERSIGHT else 403
+    if page == "policy replay":
+        return 200 if who == "adam" else 403
     if page == "governance":
         return 200 if who in ("olga", "audrey", "adam") else 403
     return 200
@@ -88,6 +92,8 @@ PAGES = {
     "email preferences": "/preferences/",
     "billing": "/billing/",
     "governance": "/governance/",
+    "metrics": "/metrics/",
+    "policy replay": "/policy/replay/",
 }
 
 
