@@ -80,6 +80,10 @@ def main() -> None:
         olga.set_viewport_size({"width": 1280, "height": 560})
         olga.goto("/governance/campaigns/1/")
         olga.screenshot(path=OUT / "review.png")
+
+        audrey = page_for("audrey")
+        audrey.goto("/metrics/")
+        audrey.screenshot(path=OUT / "metrics.png", full_page=False)
         browser.close()
     print(f"screenshots written to {OUT}")
 
