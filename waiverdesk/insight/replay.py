@@ -13,9 +13,10 @@ from datetime import datetime, timedelta
 
 from django.db.models import Prefetch
 
-from waiverdesk.core.evaluation import Override, ProductFacts, RequestFacts, evaluate
+from waiverdesk.core.evaluation import Override, RequestFacts, evaluate
 from waiverdesk.core.lifecycle import Status
 from waiverdesk.core.policy import Policy
+from waiverdesk.waivers import services
 from waiverdesk.waivers.models import RouteStep, Waiver
 
 from . import metrics
@@ -151,26 +152,5 @@ def _facts(waiver: Waiver, history: dict[int, list[tuple[datetime, int]]]) -> Re
     earlier = bisect.bisect_left(times, (at, waiver.pk)) - bisect.bisect_left(
         times, (at - timedelta(days=365), 0)
     )
-    customer, owner = waiver.customer, waiver.control_owner
-    return RequestFacts(
-        type=waiver.type,
-        customer=customer.external_id,
-        products=tuple(
-            ProductFacts(p.code, p.family, p.risk_class) for p in waiver.products.all()
-        ),  # fmt: skip
-        license_type=waiver.license_type,
-        region=waiver.region,
-        start=waiver.start,
-        end=waiver.end,
-        scope=waiver.scope,
-        financials=waiver.financials,
-        justification=waiver.justification,
-        evidence=waiver.evidence,
-        attachment_kinds=frozenset(a.kind for a in waiver.attachments.all()),
-        outcomes=tuple(waiver.outcomes),
-        control_owner=owner.username if owner else "",
-        account_owner=customer.account_owner.username if customer.account_owner else "",
-        renewal_count=waiver.renewal_count,
-        customer_exceptions_last_365_days=earlier,
-        kind=waiver.kind,
-    )
+    kinds = frozenset(a.kind for a in waiver.attachments.all())
+    return services.facts_of(waiver, waiver.products.all(), kinds, earlier)

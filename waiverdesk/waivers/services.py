@@ -95,13 +95,20 @@ def facts(
     `kinds` of evidence it comes with."""
     if products is None:
         products = list(waiver.products.all())
-    customer = waiver.customer
     since = now - timedelta(days=365)
-    history = customer.waivers.filter(submitted_at__gte=since).exclude(status=Status.WITHDRAWN)
+    history = waiver.customer.waivers.filter(submitted_at__gte=since).exclude(
+        status=Status.WITHDRAWN
+    )
     if waiver.pk:
         history = history.exclude(pk=waiver.pk)
         kinds = frozenset(waiver.attachments.values_list("kind", flat=True))
-    owner = waiver.control_owner
+    return facts_of(waiver, products, kinds, history.count())
+
+
+def facts_of(waiver: Waiver, products, kinds: frozenset[str], history: int) -> RequestFacts:
+    """The facts of `waiver` with its products, evidence kinds and the count of its
+    customer's other exceptions in the year, read elsewhere."""
+    customer, owner = waiver.customer, waiver.control_owner
     return RequestFacts(
         type=waiver.type,
         customer=customer.external_id,
@@ -119,7 +126,7 @@ def facts(
         control_owner=owner.username if owner else "",
         account_owner=customer.account_owner.username if customer.account_owner else "",
         renewal_count=waiver.renewal_count,
-        customer_exceptions_last_365_days=history.count(),
+        customer_exceptions_last_365_days=history,
         kind=waiver.kind,
     )
 
