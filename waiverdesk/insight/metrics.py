@@ -109,92 +109,110 @@ def cohort(period: Period, filters: Filters = Filters()):
 
 
 def compute(period: Period, filters: Filters = Filters(), now: datetime | None = None) -> dict:
-    """Every figure of the dashboard, for one period and filter."""
+    """Every figure of the dashboard, for one period and filter. The cohort is read in one
+    pass for its counts, one for its concessions, and once per percentile."""
     now = now or clock.now()
     rows = cohort(period, filters)
     approved = rows.filter(decision="approved")
-    counts = rows.aggregate(
-        submitted=Count("pk"),
-        approved=Count("pk", filter=Q(decision="approved")),
-        rejected=Count("pk", filter=Q(decision="rejected")),
-    )
-    decided = counts["approved"] + counts["rejected"]
+    c = rows.aggregate(**_tallies())
+    decided = c["approved"] + c["rejected"]
     steps = RouteStep.objects.filter(
         waiver__in=rows, status__in=[RouteStep.State.APPROVED, RouteStep.State.REJECTED]
     )
     return {
         "period": period.label,
-        **counts,
+        "submitted": c["submitted"],
+        "approved": c["approved"],
+        "rejected": c["rejected"],
         "decided": decided,
-        "approval_rate": _share(counts["approved"], decided),
+        "approval_rate": _share(c["approved"], decided),
         "cycle_hours": quantiles(rows.filter(decision__in=["approved", "rejected"]),
                                  "submitted_at", "decided_at"),
         "cycle_by_tier": quantiles(steps, "opened_at", "closed_at", by="tier"),
         "activation_hours": quantiles(approved, "decided_at", "activated_at"),
-        "renewed_share": _share(approved.filter(Exists(_renewals())).count(), counts["approved"]),
-        "adherence": adherence(rows, approved, period, now),
+        "renewed_share": _share(c["renewed"], c["approved"]),
+        "adherence": {
+            "documentation_complete": _share(c["complete"], c["submitted"]),
+            "reviews_on_time": reviews_on_time(period, now),
+            "expired_on_time": _share(c["expired_on_time"], c["expired"]),
+            "no_leakage": _share(c["approved_clean"], c["approved"]),
+        },
         "concessions": concessions(approved),
         "leakage": leakage(rows, period),
     }  # fmt: skip
+
+
+def _tallies() -> dict[str, Count]:
+    """The cohort's counts, each a filtered count of one pass: decisions, renewals, evidence
+    complete at submission, expiries on time, approvals without leakage."""
+    complete = Q()
+    for name, kind in policies.compiled(policies.active_version()).document.types.items():
+        needed = list(kind.required_evidence)
+        complete |= Q(type=name, evidence__has_keys=needed) if needed else Q(type=name)
+    approved, expired = Q(decision="approved"), Q(status=Status.EXPIRED)
+    renewals = Waiver.objects.filter(predecessor=OuterRef("pk"), kind=Waiver.Kind.RENEWAL).exclude(
+        status__in=[Status.DRAFT, Status.WITHDRAWN, Status.REJECTED]
+    )
+    leaked = Flag.objects.filter(waiver=OuterRef("pk"), kind__in=LEAKAGE)
+    # The sweep expires an exception the day after its end: on time is by the end of that day.
+    on_time = Q(updated_at__lt=F("end") + timedelta(days=2))
+    return {
+        "submitted": Count("pk"),
+        "approved": Count("pk", filter=approved),
+        "rejected": Count("pk", filter=Q(decision="rejected")),
+        "renewed": Count("pk", filter=approved & Q(Exists(renewals))),
+        "complete": Count("pk", filter=complete),
+        "expired": Count("pk", filter=expired),
+        "expired_on_time": Count("pk", filter=expired & on_time),
+        "approved_clean": Count("pk", filter=approved & ~Q(Exists(leaked))),
+    }
 
 
 def _share(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
-def _renewals():
-    return Waiver.objects.filter(predecessor=OuterRef("pk"), kind=Waiver.Kind.RENEWAL).exclude(
-        status__in=[Status.DRAFT, Status.WITHDRAWN, Status.REJECTED]
-    )
-
-
-def adherence(rows, approved, period: Period, now: datetime) -> dict[str, float | None]:
-    """Shares that kept to the policy: evidence complete at submission, reviews done by their
-    due time, exceptions expired on time, approved exceptions without leakage."""
-    kinds = policies.compiled(policies.active_version()).document.types
-    complete = Q()
-    for name, kind in kinds.items():
-        needed = list(kind.required_evidence)
-        complete |= Q(type=name, evidence__has_keys=needed) if needed else Q(type=name)
+def reviews_on_time(period: Period, now: datetime) -> float | None:
+    """Of the governance reviews due in the period, the share done by their due time; a
+    review still open counts once it is late."""
     start, end = period.bounds
     due = Review.objects.filter(due_at__gte=start, due_at__lt=end).exclude(
         outcome=Review.Outcome.ENDED
     )
-    reviews = due.aggregate(  # a review still open counts once it is late
+    reviews = due.aggregate(
         on_time=Count("pk", filter=~Q(outcome="") & Q(decided_at__lte=F("due_at"))),
         counted=Count("pk", filter=~Q(outcome="") | Q(due_at__lt=now)),
     )
-    expired = rows.filter(status=Status.EXPIRED)
-    # The sweep expires an exception the day after its end: on time is by the end of that day.
-    on_time = expired.filter(updated_at__lt=F("end") + timedelta(days=2))
-    leaked = Flag.objects.filter(waiver=OuterRef("pk"), kind__in=LEAKAGE)
-    return {
-        "documentation_complete": _share(rows.filter(complete).count(), rows.count()),
-        "reviews_on_time": _share(reviews["on_time"], reviews["counted"]),
-        "expired_on_time": _share(on_time.count(), expired.count()),
-        "no_leakage": _share(approved.exclude(Exists(leaked)).count(), approved.count()),
-    }
+    return _share(reviews["on_time"], reviews["counted"])
 
 
 def concessions(approved) -> dict[str, Any]:
-    """What the approved requests conceded: in all, and by month, product, region and type.
-    A request on several products counts toward each of them."""
+    """What the approved requests conceded: in all, and by month, product, region and type
+    (one pass grouped by month, region and type; one by product). A request on several
+    products counts toward each of them."""
     value = Cast(KeyTextTransform("concession", "financials"), FloatField())
+    groups = (
+        approved.annotate(month=TruncMonth("submitted_at"))
+        .values("month", "region", "type")
+        .annotate(total=Sum(value))
+        .order_by()
+    )
+    found: dict[str, Any] = {"total": 0, "by_month": {}, "by_region": {}, "by_type": {}}
+    for g in groups:
+        total = g["total"] or 0
+        found["total"] += total
+        for name, key in (("by_month", g["month"].strftime("%Y-%m")),
+                          ("by_region", g["region"]), ("by_type", g["type"])):  # fmt: skip
+            found[name][key] = found[name].get(key, 0) + total
     by_product = Cast(KeyTextTransform("concession", "waiver__financials"), FloatField())
-    through = Waiver.products.through.objects.filter(waiver__in=approved)
-    return {
-        "total": approved.aggregate(total=Sum(value))["total"] or 0,
-        "by_month": _sums(approved.annotate(month=TruncMonth("submitted_at")), "month", value,
-                          key=lambda m: m.strftime("%Y-%m")),
-        "by_product": _sums(through, "product__code", by_product),
-        "by_region": _sums(approved, "region", value),
-        "by_type": _sums(approved, "type", value),
-    }  # fmt: skip
-
-
-def _sums(rows, group: str, value, key=str) -> dict[str, float]:
-    totals = rows.values(group).annotate(total=Sum(value)).order_by(group)
-    return {key(r[group]): r["total"] or 0 for r in totals}
+    products = (
+        Waiver.products.through.objects.filter(waiver__in=approved)
+        .values("product__code")
+        .annotate(total=Sum(by_product))
+        .order_by("product__code")
+    )
+    found["by_product"] = {p["product__code"]: p["total"] or 0 for p in products}
+    return {k: dict(sorted(v.items())) if isinstance(v, dict) else v for k, v in found.items()}
 
 
 def leakage(rows, period: Period) -> dict[str, int]:
@@ -206,14 +224,14 @@ def leakage(rows, period: Period) -> dict[str, int]:
 
 
 def bottlenecks(period: Period, filters: Filters = Filters(), now: datetime | None = None):
-    """Where the cohort's requests wait longest: hours a step waited (to its decision, or to
-    now while pending), by tier, by approver role, by type, and by tier per policy version."""
+    """Where the cohort's requests wait longest: hours a step waited to its decision by
+    approver role, by type, and by tier per policy version (by tier alone, that is the
+    cycle time per tier of `compute`), and how long pending steps have waited so far."""
     steps = RouteStep.objects.filter(waiver__in=cohort(period, filters), opened_at__isnull=False)
     open_until = Value(now or clock.now(), output_field=DateTimeField())
     closed = steps.filter(closed_at__isnull=False)
     pending = steps.filter(closed_at__isnull=True, status=RouteStep.State.PENDING)
     return {
-        "by_tier": quantiles(closed, "opened_at", "closed_at", by="tier"),
         "by_role": quantiles(closed, "opened_at", "closed_at", by="role"),
         "by_type": quantiles(closed, "opened_at", "closed_at", by="waiver__type"),
         "by_version": _nested(quantiles(closed, "opened_at", "closed_at",
