@@ -31,7 +31,7 @@ def setup_database(engine: str) -> None:
 
     server = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
     with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute("DROP DATABASE IF EXISTS waiverdesk_bench")
+        conn.execute("DROP DATABASE IF EXISTS waiverdesk_bench WITH (FORCE)")
         conn.execute("CREATE DATABASE waiverdesk_bench")
     os.environ["DATABASE_URL"] = server.rsplit("/", 1)[0] + "/waiverdesk_bench"
 
