@@ -130,12 +130,12 @@ def compute(period: Period, filters: Filters = Filters(), now: datetime | None =
                                  "submitted_at", "decided_at"),
         "cycle_by_tier": quantiles(steps, "opened_at", "closed_at", by="tier"),
         "activation_hours": quantiles(approved, "decided_at", "activated_at"),
-        "renewed_share": _share(c["renewed"], c["approved"]),
+        "renewed_share": _share(_renewed(approved), c["approved"]),
         "adherence": {
             "documentation_complete": _share(c["complete"], c["submitted"]),
             "reviews_on_time": reviews_on_time(period, now),
             "expired_on_time": _share(c["expired_on_time"], c["expired"]),
-            "no_leakage": _share(c["approved_clean"], c["approved"]),
+            "no_leakage": _share(c["approved"] - _leaked(approved), c["approved"]),
         },
         "concessions": concessions(approved),
         "leakage": leakage(rows, period),
@@ -143,29 +143,37 @@ def compute(period: Period, filters: Filters = Filters(), now: datetime | None =
 
 
 def _tallies() -> dict[str, Count]:
-    """The cohort's counts, each a filtered count of one pass: decisions, renewals, evidence
-    complete at submission, expiries on time, approvals without leakage."""
+    """The cohort's counts, each a filtered count of one pass: decisions, evidence complete
+    at submission, expiries on time."""
     complete = Q()
     for name, kind in policies.compiled(policies.active_version()).document.types.items():
         needed = list(kind.required_evidence)
         complete |= Q(type=name, evidence__has_keys=needed) if needed else Q(type=name)
     approved, expired = Q(decision="approved"), Q(status=Status.EXPIRED)
-    renewals = Waiver.objects.filter(predecessor=OuterRef("pk"), kind=Waiver.Kind.RENEWAL).exclude(
-        status__in=[Status.DRAFT, Status.WITHDRAWN, Status.REJECTED]
-    )
-    leaked = Flag.objects.filter(waiver=OuterRef("pk"), kind__in=LEAKAGE)
     # The sweep expires an exception the day after its end: on time is by the end of that day.
     on_time = Q(updated_at__lt=F("end") + timedelta(days=2))
     return {
         "submitted": Count("pk"),
         "approved": Count("pk", filter=approved),
         "rejected": Count("pk", filter=Q(decision="rejected")),
-        "renewed": Count("pk", filter=approved & Q(Exists(renewals))),
         "complete": Count("pk", filter=complete),
         "expired": Count("pk", filter=expired),
         "expired_on_time": Count("pk", filter=expired & on_time),
-        "approved_clean": Count("pk", filter=approved & ~Q(Exists(leaked))),
     }
+
+
+def _renewed(approved) -> int:
+    """How many of the approved requests were renewed (a renewal pursued, not withdrawn)."""
+    renewals = Waiver.objects.filter(kind=Waiver.Kind.RENEWAL, predecessor__in=approved).exclude(
+        status__in=[Status.DRAFT, Status.WITHDRAWN, Status.REJECTED]
+    )
+    return renewals.values("predecessor").distinct().count()
+
+
+def _leaked(approved) -> int:
+    """How many of the approved requests have a leakage finding."""
+    found = Flag.objects.filter(kind__in=LEAKAGE, waiver__in=approved)
+    return found.values("waiver").distinct().count()
 
 
 def _share(part: int, whole: int) -> float | None:

@@ -5,19 +5,19 @@ customer's history then, its evidence, its reviewers' risk overrides)."""
 
 from __future__ import annotations
 
-import bisect
 import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db.models import Prefetch
+from django.db.models import Count, F, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
 
-from waiverdesk.core.evaluation import Override, RequestFacts, evaluate
+from waiverdesk.core.evaluation import Override, ProductFacts, evaluate
 from waiverdesk.core.lifecycle import Status
 from waiverdesk.core.policy import Policy
 from waiverdesk.waivers import services
-from waiverdesk.waivers.models import RouteStep, Waiver
+from waiverdesk.waivers.models import Attachment, RouteStep, Waiver
 
 from . import metrics
 
@@ -58,24 +58,16 @@ def replay(draft: Policy, since: datetime, until: datetime | None = None) -> Rep
     rows = Waiver.objects.filter(submitted_at__gte=since).exclude(status=Status.DRAFT)
     if until:
         rows = rows.filter(submitted_at__lt=until)
-    history = _histories(rows)
     tier_hours = {tier: q["p50"] or 0.0 for tier, q in metrics.quantiles(
         RouteStep.objects.filter(waiver__in=rows, closed_at__isnull=False), "opened_at",
         "closed_at", by="tier").items()}  # fmt: skip
     result = Replay(since)
     load_before, load_after = Counter(), Counter()
     cycles_before, cycles_after = [], []
-    steps = Prefetch("steps", queryset=RouteStep.objects.order_by("round", "position"))
-    waivers = (
-        rows.select_related("customer__account_owner", "control_owner")
-        .prefetch_related("products", "attachments", steps)
-        .order_by("submitted_at", "pk")
-    )
-    for waiver in waivers.iterator(chunk_size=BATCH):
+    for waiver, facts, route in _requests(rows):
         result.requests += 1
-        before = _happened(waiver)
-        evaluation = evaluate(draft, _facts(waiver, history), waiver.submitted_at.date(),
-                              _overrides(waiver))  # fmt: skip
+        before = Outcome(True, waiver.risk.get("overall", ""), route)
+        evaluation = evaluate(draft, facts, waiver.submitted_at.date(), _overrides(waiver))
         after = Outcome(evaluation.eligible, evaluation.risk.overall,
                         [s.tier for s in evaluation.route],
                         [p.message for p in evaluation.problems])  # fmt: skip
@@ -113,44 +105,56 @@ def _median(values: list[float]) -> float | None:
     return round(statistics.median(values), 1) if values else None
 
 
-def _happened(waiver: Waiver) -> Outcome:
-    """What the request met: it was eligible (it was submitted), its risk level, and the
-    tiers of its latest route."""
-    latest = [s for s in waiver.steps.all() if s.round == waiver.round]
-    return Outcome(True, waiver.risk.get("overall", ""), [s.tier for s in latest])
-
-
 def _overrides(waiver: Waiver) -> dict[str, Override]:
     return {d: Override(o["score"], o["rationale"], o["by"])
             for d, o in waiver.risk_overrides.items()}  # fmt: skip
 
 
-def _histories(rows) -> dict[int, list[tuple[datetime, int]]]:
-    """Each customer's requests as (submitted, id), withdrawn ones aside, sorted: for the
-    count of their exceptions in the year before each request (of one instant, those filed
-    before it)."""
-    customers = rows.values("customer")
-    earliest = rows.order_by("submitted_at").values_list("submitted_at", flat=True).first()
-    if earliest is None:
-        return {}
-    times = defaultdict(list)
-    year_before = earliest - timedelta(days=365)
-    for customer, at, pk in (
-        Waiver.objects.filter(customer__in=customers, submitted_at__gte=year_before)
+def _requests(rows):
+    """Each request with its facts as they stood when it was submitted, and the tiers of its
+    latest route; a chunk at a time, its related rows read as plain values."""
+    ids = list(rows.order_by("submitted_at", "pk").values_list("pk", flat=True))
+    for first in range(0, len(ids), BATCH):
+        chunk = ids[first : first + BATCH]
+        products, kinds, routes = defaultdict(list), defaultdict(set), defaultdict(list)
+        for waiver_id, *product in Waiver.products.through.objects.filter(
+            waiver_id__in=chunk
+        ).values_list("waiver_id", "product__code", "product__family", "product__risk_class"):
+            products[waiver_id].append(ProductFacts(*product))
+        for waiver_id, kind in Attachment.objects.filter(waiver_id__in=chunk).values_list(
+            "waiver_id", "kind"
+        ):
+            kinds[waiver_id].add(kind)
+        for waiver_id, tier in (
+            RouteStep.objects.filter(waiver_id__in=chunk, round=F("waiver__round"))
+            .order_by("position")
+            .values_list("waiver_id", "tier")
+        ):
+            routes[waiver_id].append(tier)
+        waivers = (
+            Waiver.objects.filter(pk__in=chunk)
+            .select_related("customer__account_owner", "control_owner")
+            .annotate(history=_history())
+            .order_by("submitted_at", "pk")
+        )
+        for w in waivers:
+            facts = services.facts_of(w, products[w.pk], frozenset(kinds[w.pk]), w.history)
+            yield w, facts, routes[w.pk]
+
+
+def _history():
+    """The customer's other requests (withdrawn ones aside) in the year before this one was
+    submitted: those filed before it, as it saw them then. Counted from the index alone."""
+    at = OuterRef("submitted_at")
+    counted = (
+        Waiver.objects.filter(
+            customer=OuterRef("customer"),
+            submitted_at__gte=at - timedelta(days=365),
+            submitted_at__lte=at,
+        )
+        .filter(Q(submitted_at__lt=at) | Q(pk__lt=OuterRef("pk")))
         .exclude(status=Status.WITHDRAWN)
-        .values_list("customer", "submitted_at", "pk")
-    ):
-        times[customer].append((at, pk))
-    for list_ in times.values():
-        list_.sort()
-    return times
-
-
-def _facts(waiver: Waiver, history: dict[int, list[tuple[datetime, int]]]) -> RequestFacts:
-    times = history.get(waiver.customer_id, [])
-    at = waiver.submitted_at
-    earlier = bisect.bisect_left(times, (at, waiver.pk)) - bisect.bisect_left(
-        times, (at - timedelta(days=365), 0)
+        .order_by()
+        .values("customer")
     )
-    kinds = frozenset(a.kind for a in waiver.attachments.all())
-    return services.facts_of(waiver, waiver.products.all(), kinds, earlier)
+    return Coalesce(Subquery(counted.annotate(n=Count("pk")).values("n")), 0)

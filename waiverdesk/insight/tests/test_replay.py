@@ -10,7 +10,7 @@ from django.test import Client
 
 from waiverdesk.audit.models import AuditEntry
 from waiverdesk.core.policy import load_policy
-from waiverdesk.insight.replay import _facts, _histories, replay
+from waiverdesk.insight.replay import _requests, replay
 from waiverdesk.notifications import services as notify
 from waiverdesk.notifications.models import Message
 from waiverdesk.policies.models import PolicyVersion
@@ -127,6 +127,6 @@ def test_replay_uses_each_customers_history_as_it_was(world):
     result = replay(load_policy(settings.DEFAULT_POLICY_FILE.read_text()),
                     datetime(2027, 1, 1, tzinfo=UTC))  # fmt: skip
     assert result.changes == []
-    history = _histories(Waiver.objects.all())
-    seen = [_facts(services.get(r), history).customer_exceptions_last_365_days for r in refs]
+    seen = [facts.customer_exceptions_last_365_days for _w, facts, _r in _requests(
+        Waiver.objects.filter(reference__in=refs))]  # fmt: skip
     assert seen == [0, 1, 2, 3]
