@@ -15,17 +15,22 @@ from waiverdesk.notifications import services as notify
 from waiverdesk.usage import utilization
 from waiverdesk.waivers import services, sunset
 
+# Each job takes (now, dry_run) and says what it did (or would do) as (reference, what).
+JOBS = (
+    services.sweep,
+    sunset.remind,
+    sunset.check_conditions,
+    sunset.check_tasks,
+    utilization.scan,
+    reviews.run,
+    patterns.send_digest,
+    report.send_scheduled,
+)
+
 
 def tick(now: datetime, dry_run: bool = False) -> list[str]:
     """Run every job once; say what was (or, with `dry_run`, would be) done."""
-    lines = [f"{ref}: {what}" for ref, what in services.sweep(now, dry_run=dry_run)]
-    lines += [f"{ref}: {what}" for ref, what in sunset.remind(now, dry_run)]
-    lines += [f"{ref}: {what}" for ref, what in sunset.check_conditions(now, dry_run)]
-    lines += [f"{ref}: {what}" for ref, what in sunset.check_tasks(now, dry_run)]
-    lines += [f"{ref}: {what}" for ref, what in utilization.scan(now, dry_run)]
-    lines += [f"{ref}: {what}" for ref, what in reviews.run(now, dry_run)]
-    lines += [f"{ref}: {what}" for ref, what in patterns.send_digest(now, dry_run)]
-    lines += [f"{ref}: {what}" for ref, what in report.send_scheduled(now, dry_run)]
+    lines = [f"{ref}: {what}" for job in JOBS for ref, what in job(now, dry_run)]
     if dry_run:
         lines += [f"would send {m.channel} {m.event} for {m.object_ref}" for m in notify.due(now)]
     else:
