@@ -98,37 +98,29 @@ def _open(version, every: int, due: list[Waiver], now: datetime, due_at: datetim
 def check_overdue(now: datetime, dry_run: bool = False) -> list[tuple[str, str]]:
     """Flag open reviews past their due time to their owner, and escalate those overdue by
     the policy's grace to compliance; each once."""
-    grace = timedelta(days=policies.compiled(policies.active_version()).document.reviews
-                      .escalate_after_days)  # fmt: skip
+    rules = policies.compiled(policies.active_version()).document.reviews
     open_reviews = Review.objects.filter(outcome="").select_related("waiver__customer", "owner")
-    late = {
-        "flag": open_reviews.filter(due_at__lte=now, flagged_at__isnull=True),
-        "escalate": open_reviews.filter(due_at__lte=now - grace, escalated_at__isnull=True),
-    }
-    if dry_run:
-        return [(r.waiver.reference, f"review would {step}") for step, rows in late.items()
-                for r in rows]  # fmt: skip
-    done = []
     compliance = notify.holders(COMPLIANCE)
-    for step, rows in late.items():
+    steps = [  # (what is marked, reviews due by then, event, who is told, what is said)
+        ("flagged_at", now, "review.overdue", lambda r: [r.owner], "overdue: owner told"),
+        ("escalated_at", now - timedelta(days=rules.escalate_after_days), "review.escalated",
+         lambda r: compliance, "overdue: escalated to compliance"),
+    ]  # fmt: skip
+    done = []
+    for field, due_by, event, told, said in steps:
+        late = open_reviews.filter(due_at__lte=due_by, **{f"{field}__isnull": True})
+        if dry_run:
+            done += [(r.waiver.reference, f"would be {said}") for r in late]
+            continue
         with transaction.atomic():
-            held = list(rows.select_for_update(of=("self",), skip_locked=True))
-            if not held:
-                continue
-            field = "flagged_at" if step == "flag" else "escalated_at"
+            held = list(late.select_for_update(of=("self",), skip_locked=True))
             Review.objects.filter(pk__in=[r.pk for r in held]).update(**{field: now})
-            event = "review.overdue" if step == "flag" else "review.escalated"
-            people = (lambda r: [r.owner]) if step == "flag" else (lambda r: compliance)
-            items = [(r.waiver, {"due": r.due_at.isoformat(), "owner": r.owner.username},
-                      people(r)) for r in held]  # fmt: skip
-            notify.publish_many(event, items, now)
-            audit.append_many(
-                [("system", event, "waiver", r.waiver.reference,
-                  {"campaign": r.campaign_id, "owner": r.owner.username,
-                   "due": r.due_at.isoformat()}, now) for r in held]
-            )  # fmt: skip
-            what = "overdue: owner told" if step == "flag" else "overdue: escalated to compliance"
-            done += [(r.waiver.reference, what) for r in held]
+            facts = [(r, {"due": r.due_at.isoformat(), "owner": r.owner.username}) for r in held]
+            notify.publish_many(event, [(r.waiver, data, told(r)) for r, data in facts], now)
+            audit.append_many([("system", event, "waiver", r.waiver.reference,
+                                {"campaign": r.campaign_id, **data}, now)
+                               for r, data in facts])  # fmt: skip
+        done += [(r.waiver.reference, said) for r in held]
     return done
 
 
