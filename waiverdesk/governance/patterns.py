@@ -8,6 +8,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, DurationField, Exists, ExpressionWrapper, F, OuterRef, Q
 
@@ -264,21 +265,21 @@ def send_digest(now: datetime, dry_run: bool = False) -> list[tuple[str, str]]:
     found = findings(now, policy)
     if dry_run:
         return [("patterns", f"would send a digest of {len(found)} findings")]
-    people = {u.pk: u for role in ("auditor", "policy_admin") for u in notify.holders(role)
-              if found}  # fmt: skip
+    holders = [u for role in ("auditor", "policy_admin") for u in notify.holders(role)]
+    people = {u.pk: u for u in holders if found and u.email}
+    people = {k: u for k, u in people.items() if "patterns.digest" not in notify.muted(u)}
     lines = [f"- {f.title}\n  {f.detail}\n  {', '.join(f.references[:5])}" for f in found]
     body = (
         f"waiverdesk found {len(found)} patterns in the requests of the last "
         f"{policy.document.patterns.window_days} days:\n\n"
-        + ("\n".join(lines) or "nothing this time.")
-        + "\n\nSee them at /governance/\n-- waiverdesk\n"
+        + "\n".join(lines)
+        + f"\n\nSee them at {settings.BASE_URL}/governance/\n-- waiverdesk\n"
     )
     with transaction.atomic():
         digest = Digest.objects.create(at=now, findings=[asdict(f) for f in found])
         for person in people.values():
-            if person.email and "patterns.digest" not in notify.muted(person):
-                notify.queue_email(person.email, f"Pattern digest: {len(found)} findings",
-                                   body, "patterns.digest", now)  # fmt: skip
+            notify.queue_email(person.email, f"Pattern digest: {len(found)} findings", body,
+                               "patterns.digest", now)  # fmt: skip
         kinds = sorted({f.kind for f in found})
         audit.append("system", "patterns.digest", digest, {"findings": len(found), "kinds": kinds},
                      at=now)  # fmt: skip
