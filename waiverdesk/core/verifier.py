@@ -205,9 +205,9 @@ def verify_trail(lines: Iterable[str], key: str | None = None) -> Result:
             return Result(False, f"entry {size} is not the head its checkpoint signed")
         if roots[size] != c["root"]:
             return Result(False, f"the entries up to {size} do not make their checkpoint's root")
-    keys = sorted({c["public_key"] for c in checkpoints})
-    return Result(True, f"{len(entries)} entries verify, and {len(checkpoints)} signed "
-                        f"checkpoints by {', '.join(keys) or 'no key'}")  # fmt: skip
+    keys = ", ".join(sorted({c["public_key"] for c in checkpoints})) or "no key"
+    signed = f"{len(checkpoints)} signed checkpoint{'' if len(checkpoints) == 1 else 's'}"
+    return Result(True, f"{len(entries)} entries verify, with {signed} by {keys}")
 
 
 def verify_proof(document: dict, key: str | None = None) -> Result:
