@@ -64,7 +64,7 @@ def metrics_page(request: HttpRequest):
         "query": request.GET.urlencode(),
         "charts": [
             ("Median hours to decide, by tier", hours(figures["cycle_by_tier"])),
-            ("Concessions by month", bars(money["by_month"])),
+            ("Concessions by month", bars(money["by_month"], in_order=True)),
             ("Concessions by type", bars(money["by_type"])),
             ("Concessions by product", bars(money["by_product"])),
             ("Concessions by region", bars(money["by_region"])),

@@ -63,13 +63,12 @@ def board(user: User, today) -> list[dict[str, Any]]:
     ]
 
 
-def bars(counts: dict[str, int]) -> list[dict[str, Any]]:
-    """Rows of a bar chart: label, value, and its width as a share of the largest."""
+def bars(counts: dict[str, int], in_order: bool = False) -> list[dict[str, Any]]:
+    """Rows of a bar chart, largest first (or in the given order, for time): label, value,
+    and its width as a share of the largest."""
     top = max(counts.values(), default=0) or 1
-    return [
-        {"label": k, "value": v, "pct": round(100 * v / top)}
-        for k, v in sorted(counts.items(), key=lambda kv: -kv[1])
-    ]
+    rows = counts.items() if in_order else sorted(counts.items(), key=lambda kv: -kv[1])
+    return [{"label": k, "value": v, "pct": round(100 * v / top)} for k, v in rows]
 
 
 def usage_bars(usage: dict[str, Any] | None) -> list[dict[str, Any]]:
