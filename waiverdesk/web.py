@@ -28,6 +28,12 @@ def sees_governance(user) -> bool:
     return bool(roles_of(user) & OVERSIGHT_ROLES)
 
 
+def require_governance(user) -> None:
+    """Refuse (Denied) anyone but control owners and oversight roles."""
+    if not sees_governance(user):
+        raise Denied("missing_role", "governance is for control owners and oversight")
+
+
 def sees_patterns(user) -> bool:
     """Pattern findings span every request: compliance, policy owners and admins."""
     return bool(roles_of(user) & {"auditor", "policy_admin", "admin"})

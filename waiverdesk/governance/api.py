@@ -10,7 +10,7 @@ from ninja import Router, Schema
 from waiverdesk import clock
 from waiverdesk.api.api import ERRORS, need
 from waiverdesk.core.errors import Denied
-from waiverdesk.web import sees_governance, sees_patterns
+from waiverdesk.web import require_governance, sees_patterns
 
 from . import patterns, reviews
 from .models import Campaign
@@ -76,8 +76,7 @@ def _review(r) -> dict:
 
 def _oversight(request) -> None:
     need(request, "read")
-    if not sees_governance(request.user):
-        raise Denied("missing_role", "governance is for control owners and oversight")
+    require_governance(request.user)
 
 
 @router.get("/patterns", response={200: list[PatternOut], **ERRORS})
