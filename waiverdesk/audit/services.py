@@ -191,19 +191,20 @@ def public_key_hex(key: Ed25519PrivateKey) -> str:
     return key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
 
 
-def _canonicals(after: int, upto: int) -> Iterator[str]:
-    """The canonical texts of entries after..upto, in order, streamed."""
-    sql = "SELECT canonical FROM audit_entry WHERE seq > %s AND seq <= %s ORDER BY seq"
+def _canonicals(after: int, upto: int, columns: str = "canonical") -> Iterator:
+    """The canonical texts (or other `columns`, as tuples) of entries after..upto, in order,
+    streamed."""
+    sql = f"SELECT {columns} FROM audit_entry WHERE seq > %s AND seq <= %s ORDER BY seq"
+    single = "," not in columns
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             query = sql.replace("%s", "{}").format(int(after), int(upto))
             with cursor.copy(f"COPY ({query}) TO STDOUT") as copy:
-                for (text,) in copy.rows():
-                    yield text
+                rows = copy.rows()
+                yield from (row[0] for row in rows) if single else rows
         else:
             cursor.execute(sql, [after, upto])
-            for (text,) in cursor:
-                yield text
+            yield from (row[0] for row in cursor) if single else cursor
 
 
 def checkpoint_json(c: AuditCheckpoint) -> dict[str, Any]:
@@ -219,14 +220,16 @@ def checkpoint_json(c: AuditCheckpoint) -> dict[str, Any]:
 
 
 def export(out: IO[str]) -> int:
-    """Write every entry, then every signed checkpoint, as JSON lines; return the count."""
-    n = 0
-    for n, text in enumerate(_canonicals(0, 2**62), 1):
-        digest = entry_hash(text)
-        out.write(json.dumps({"kind": "entry", "seq": n, "hash": digest, "canonical": text}) + "\n")
+    """Write the signed checkpoints, then every entry as stored, as JSON lines (the
+    checkpoints first, so a verifier reads the entries as a stream); return the count."""
     for c in AuditCheckpoint.objects.exclude(signature="").order_by("seq"):
         out.write(json.dumps({"kind": "checkpoint", **checkpoint_json(c)}) + "\n")
-    return n
+    written = 0
+    for seq, digest, text in _canonicals(0, 2**62, "seq, hash, canonical"):
+        entry = {"kind": "entry", "seq": int(seq), "hash": digest, "canonical": text}
+        out.write(json.dumps(entry) + "\n")
+        written += 1
+    return written
 
 
 def prove(object_ref: str, object_type: str = "waiver") -> dict[str, Any]:

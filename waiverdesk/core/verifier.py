@@ -21,7 +21,9 @@ The Merkle tree is RFC 6962/9162's: a leaf is SHA-256(0x00 || entry), a node
 SHA-256(0x01 || left || right), and a tree of n leaves splits at the largest power of two
 below n. An entry is its canonical text in UTF-8: the JSON array
 [seq, at, actor, action, object_type, object_ref, prev_hash, payload].
-A checkpoint's signature is Ed25519 over the text of `statement()` below.
+A checkpoint's signature is Ed25519 over the text of `statement()` below. An export is
+JSON lines, its checkpoints first and then its entries in order, so that it is read as a
+stream whatever its size.
 """
 
 from __future__ import annotations
@@ -181,33 +183,42 @@ def check_entry(entry: dict, seq: int, prev: str) -> str:
 
 
 def verify_trail(lines: Iterable[str], key: str | None = None) -> Result:
-    """Check an export: the chain, then every checkpoint against the entries it covers."""
-    records = [json.loads(line) for line in lines if line.strip()]
-    entries = [r for r in records if r["kind"] == "entry"]
-    checkpoints = sorted((r for r in records if r["kind"] == "checkpoint"), key=lambda c: c["size"])
-    prev, frontier, roots = GENESIS, Frontier(), {}
-    wanted = {c["size"] for c in checkpoints}
-    for seq, entry in enumerate(entries, 1):
-        if problem := check_entry(entry, seq, prev):
+    """Check an export as a stream: its checkpoints (which come first), then the chain of
+    entries, then every checkpoint against the entries it covers."""
+    checkpoints, sizes, covered = [], set(), {}  # size -> (head, root) of the entries up to it
+    prev, frontier, seq = GENESIS, Frontier(), 0
+    for line in lines:
+        if not line.strip():
+            continue
+        record = json.loads(line)
+        if record["kind"] == "checkpoint":
+            if seq:
+                return Result(False, "a checkpoint stands among the entries; they come first")
+            checkpoints.append(record)
+            sizes.add(record["size"])
+            continue
+        seq += 1
+        if problem := check_entry(record, seq, prev):
             return Result(False, f"entry {seq}: {problem}")
-        prev = entry["hash"]
-        frontier.append(leaf_hash(entry["canonical"].encode()))
-        if seq in wanted:
-            roots[seq] = frontier.root().hex()
-    for c in checkpoints:
+        prev = record["hash"]
+        frontier.append(leaf_hash(record["canonical"].encode()))
+        if seq in sizes:
+            covered[seq] = (prev, frontier.root().hex())
+    for c in sorted(checkpoints, key=lambda c: c["size"]):
         size = c["size"]
-        if size > len(entries):
+        if size > seq:
             return Result(False, f"the checkpoint of {c['at']} covers {size} entries; "
-                                 f"the export holds {len(entries)}")  # fmt: skip
+                                 f"the export holds {seq}")  # fmt: skip
         if not signature_ok(c, key):
             return Result(False, f"the checkpoint at {size} is not signed by the expected key")
-        if entries[size - 1]["hash"] != c["head"]:
+        head, root_hex = covered[size]
+        if head != c["head"]:
             return Result(False, f"entry {size} is not the head its checkpoint signed")
-        if roots[size] != c["root"]:
+        if root_hex != c["root"]:
             return Result(False, f"the entries up to {size} do not make their checkpoint's root")
     keys = ", ".join(sorted({c["public_key"] for c in checkpoints})) or "no key"
     signed = f"{len(checkpoints)} signed checkpoint{'' if len(checkpoints) == 1 else 's'}"
-    return Result(True, f"{len(entries)} entries verify, with {signed} by {keys}")
+    return Result(True, f"{seq} entries verify, with {signed} by {keys}")
 
 
 def verify_proof(document: dict, key: str | None = None) -> Result:

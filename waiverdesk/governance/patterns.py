@@ -266,8 +266,7 @@ def send_digest(now: datetime, dry_run: bool = False) -> list[tuple[str, str]]:
     if dry_run:
         return [("patterns", f"would send a digest of {len(found)} findings")]
     holders = [u for role in ("auditor", "policy_admin") for u in notify.holders(role)]
-    people = {u.pk: u for u in holders if found and u.email}
-    people = {k: u for k, u in people.items() if "patterns.digest" not in notify.muted(u)}
+    people = notify.readers(holders, "patterns.digest") if found else []
     lines = [f"- {f.title}\n  {f.detail}\n  {', '.join(f.references[:5])}" for f in found]
     body = (
         f"waiverdesk found {len(found)} patterns in the requests of the last "
@@ -277,7 +276,7 @@ def send_digest(now: datetime, dry_run: bool = False) -> list[tuple[str, str]]:
     )
     with transaction.atomic():
         digest = Digest.objects.create(at=now, findings=[asdict(f) for f in found])
-        for person in people.values():
+        for person in people:
             notify.queue_email(person.email, f"Pattern digest: {len(found)} findings", body,
                                "patterns.digest", now)  # fmt: skip
         kinds = sorted({f.kind for f in found})

@@ -67,6 +67,15 @@ class Period:
             return cls(text, date(year, int(match[3]), 1), _month_after(year, int(match[3])))
         return cls(text, date(year, 1, 1), date(year + 1, 1, 1))
 
+    @classmethod
+    def containing(cls, day: date, every: str = "quarter") -> Period:
+        """The month, quarter or year that `day` falls in."""
+        if every == "month":
+            return cls.parse(f"{day.year}-{day.month:02d}")
+        if every == "year":
+            return cls.parse(str(day.year))
+        return cls.parse(f"{day.year}-Q{(day.month + 2) // 3}")
+
     def previous(self) -> Period:
         """The period of the same length just before this one."""
         if "-Q" in self.label:

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from django.db.models import Count, F, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 
-from waiverdesk.core.evaluation import Override, ProductFacts, evaluate
+from waiverdesk.core.evaluation import ProductFacts, evaluate
 from waiverdesk.core.lifecycle import Status
 from waiverdesk.core.policy import Policy
 from waiverdesk.waivers import services
@@ -67,7 +67,9 @@ def replay(draft: Policy, since: datetime, until: datetime | None = None) -> Rep
     for waiver, facts, route in _requests(rows):
         result.requests += 1
         before = Outcome(True, waiver.risk.get("overall", ""), route)
-        evaluation = evaluate(draft, facts, waiver.submitted_at.date(), _overrides(waiver))
+        evaluation = evaluate(
+            draft, facts, waiver.submitted_at.date(), services.overrides_of(waiver)
+        )
         after = Outcome(evaluation.eligible, evaluation.risk.overall,
                         [s.tier for s in evaluation.route],
                         [p.message for p in evaluation.problems])  # fmt: skip
@@ -103,11 +105,6 @@ def replay(draft: Policy, since: datetime, until: datetime | None = None) -> Rep
 
 def _median(values: list[float]) -> float | None:
     return round(statistics.median(values), 1) if values else None
-
-
-def _overrides(waiver: Waiver) -> dict[str, Override]:
-    return {d: Override(o["score"], o["rationale"], o["by"])
-            for d, o in waiver.risk_overrides.items()}  # fmt: skip
 
 
 def _requests(rows):

@@ -87,9 +87,10 @@ def open_risks(now: datetime) -> list[str]:
     return lines
 
 
-def pdf(period: Period, now: datetime | None = None) -> bytes:
-    """The report as a PDF: key figures against the previous period, charts, patterns, risks."""
-    report = build(period, now)
+def pdf(report: dict[str, Any]) -> bytes:
+    """The report (`build`) as a PDF: key figures against the previous period, charts,
+    patterns, risks."""
+    period = report["period"]
     figures = report["figures"]
     doc = FPDF(format="A4")
     doc.set_title(f"Exception process report {period.label}")
@@ -155,9 +156,9 @@ def _lines(doc: FPDF, lines: list[str]) -> None:
         doc.multi_cell(0, 5, _latin1(f"- {line}"), new_x="LMARGIN", new_y="NEXT")
 
 
-def csv_pack(period: Period, now: datetime | None = None) -> bytes:
-    """The report's data as a zip of CSV files."""
-    report = build(period, now)
+def csv_pack(report: dict[str, Any]) -> bytes:
+    """The report's data (`build`) as a zip of CSV files."""
+    period = report["period"]
     files = {
         "figures.csv": [("metric", period.label, report["previous"].label)]
         + [(label, now_, before) for label, now_, before in report["key"]],
@@ -176,41 +177,24 @@ def csv_pack(period: Period, now: datetime | None = None) -> bytes:
     return out.getvalue()
 
 
-def last_full_period(every: str, now: datetime) -> Period:
-    """The month, quarter or year that ended most recently before `now`."""
-    day = now.date().replace(day=1) - timedelta(days=1)
-    if every == "month":
-        return Period.parse(f"{day.year}-{day.month:02d}")
-    if every == "year":
-        return Period.parse(str(now.year - 1))
-    quarter_start = now.date().replace(month=3 * ((now.month - 1) // 3) + 1, day=1)
-    ended = quarter_start - timedelta(days=1)
-    return Period.parse(f"{ended.year}-Q{(ended.month - 1) // 3 + 1}")
-
-
 def send_scheduled(now: datetime, dry_run: bool = False) -> list[tuple[str, str]]:
     """Mail the report of the period that ended to the policy's subscribers, once (when
     requests were submitted in it)."""
     schedule = policies.compiled(policies.active_version()).document.report
     if not schedule.subscribers:
         return []
-    period = last_full_period(schedule.every, now)
+    period = Period.containing(now.date(), schedule.every).previous()  # the one that ended
     if ReportSent.objects.filter(period=period.label).exists():
         return []
     if not metrics.cohort(period).exists():
         return []
-    people = (
-        User.objects.filter(
-            Q(groups__name__in=schedule.subscribers) | Q(username__in=schedule.subscribers),
-            is_active=True,
-        )
-        .exclude(email="")
-        .distinct()
-    )
-    people = [p for p in people if "report.published" not in notify.muted(p)]
+    subscribers = User.objects.filter(
+        Q(groups__name__in=schedule.subscribers) | Q(username__in=schedule.subscribers)
+    ).distinct()
+    people = notify.readers(subscribers, "report.published")
     if dry_run:
         return [(f"report {period.label}", f"would be mailed to {len(people)} people")]
-    document = pdf(period, now)
+    document = pdf(build(period, now))
     with transaction.atomic():
         _, created = ReportSent.objects.get_or_create(period=period.label, defaults={"at": now})
         if not created:

@@ -33,14 +33,13 @@ ADHERENCE = {
 
 def _chosen(request: HttpRequest) -> tuple[Period, Filters, list[str]]:
     """The period and filters asked for; the current quarter when none (or a bad one) is."""
-    today = clock.now().date()
-    this_quarter = f"{today.year}-Q{(today.month + 2) // 3}"
+    this_quarter = Period.containing(clock.now().date())
     problems = []
     try:
-        period = Period.parse(request.GET.get("period") or this_quarter)
+        period = Period.parse(request.GET["period"]) if request.GET.get("period") else this_quarter
     except Invalid as exc:
         problems = [p.message for p in exc.problems]
-        period = Period.parse(this_quarter)
+        period = this_quarter
     filters = Filters(*(request.GET.get(k, "") for k in ("type", "family", "region")))
     return period, filters, problems
 
@@ -97,7 +96,7 @@ def metrics_csv(request: HttpRequest):
 def report_pdf(request: HttpRequest):
     _readable(request)
     period, _, _ = _chosen(request)
-    response = HttpResponse(report.pdf(period), content_type="application/pdf")
+    response = HttpResponse(report.pdf(report.build(period)), content_type="application/pdf")
     response["Content-Disposition"] = f'attachment; filename="waiverdesk-report-{period.label}.pdf"'
     return response
 

@@ -50,8 +50,7 @@ def publish(
 def publish_many(event: str, items: list[tuple[Any, dict[str, Any], list]], now: datetime) -> None:
     """`publish` for many waivers at once: (waiver, data, people) each."""
     hooks = [h for h in Webhook.objects.filter(active=True) if not h.events or event in h.events]
-    people = {u.pk: u for _w, _d, to in items for u in to if u and u.is_active and u.email}
-    muted = {p.user_id for p in Preference.objects.filter(user_id__in=people) if event in p.muted}
+    people = {u.pk: u for u in readers([u for _w, _d, to in items for u in to], event)}
     messages = []
     for waiver, data, to in items:
         payload = {
@@ -67,8 +66,8 @@ def publish_many(event: str, items: list[tuple[Any, dict[str, Any], list]], now:
                           sort_keys=True)  # fmt: skip
         messages += [_message(Message.Channel.WEBHOOK, event, waiver, now, webhook=h, body=body)
                      for h in hooks]  # fmt: skip
-        readers = {u.pk: u for u in to if u and u.pk in people and u.pk not in muted}
-        if not readers:
+        told = {u.pk: u for u in to if u and u.pk in people}
+        if not told:
             continue
         context = {
             "waiver": waiver,
@@ -80,7 +79,7 @@ def publish_many(event: str, items: list[tuple[Any, dict[str, Any], list]], now:
         messages += [
             _message(Message.Channel.EMAIL, event, waiver, now, recipient=user.email,
                      subject=f"{waiver.reference} {EVENTS[event]}", body=text)
-            for user in readers.values()
+            for user in told.values()
         ]  # fmt: skip
     Message.objects.bulk_create(messages)
 
@@ -121,6 +120,14 @@ def queue_email(
         next_attempt_at=now,
         created_at=now,
     )
+
+
+def readers(people, event: str) -> list[User]:
+    """Those of `people` who are emailed about `event`: active, with an address, and not
+    having muted it (one query for their preferences)."""
+    people = {u.pk: u for u in people if u and u.is_active and u.email}
+    muted = {p.user_id for p in Preference.objects.filter(user_id__in=people) if event in p.muted}
+    return [u for pk, u in people.items() if pk not in muted]
 
 
 def muted(user: User) -> list[str]:

@@ -96,8 +96,6 @@ def announce(version: PolicyVersion) -> None:
         + f"\nWhat changed:\n{lines}\n\nRead it, in plain language: {settings.BASE_URL}/policy/"
         "\n-- waiverdesk\n"
     )
-    people = User.objects.filter(is_active=True).exclude(email="")
-    for person in people:
-        if "policy.published" not in notify.muted(person):
-            notify.queue_email(person.email, f"Policy v{version.number}: what changed", body,
-                               "policy.published", version.published_at)  # fmt: skip
+    for person in notify.readers(User.objects.filter(is_active=True), "policy.published"):
+        notify.queue_email(person.email, f"Policy v{version.number}: what changed", body,
+                           "policy.published", version.published_at)  # fmt: skip

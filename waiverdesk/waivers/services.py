@@ -136,10 +136,14 @@ def evaluate_waiver(
 ) -> Evaluation:
     """Evaluate a waiver (saved, or unsaved with its `products` and evidence `kinds`) with its
     risk overrides."""
-    overrides = {
+    return evaluate(policy, facts(waiver, now, products, kinds), now.date(), overrides_of(waiver))
+
+
+def overrides_of(waiver: Waiver) -> dict[str, Override]:
+    """The reviewers' risk overrides of a waiver, as the evaluation takes them."""
+    return {
         d: Override(o["score"], o["rationale"], o["by"]) for d, o in waiver.risk_overrides.items()
     }
-    return evaluate(policy, facts(waiver, now, products, kinds), now.date(), overrides)
 
 
 @dataclass

@@ -53,10 +53,16 @@ def demo_export(db, tmp_path):
     return path
 
 
-def rewrite(path: Path, change) -> Path:
-    lines = path.read_text().splitlines()
+def rewrite(path: Path, change, layout=lambda checkpoints, entries: checkpoints + entries) -> Path:
+    """A copy of the export with `change(checkpoints, entries)` done to its records (in
+    place), written back in `layout`."""
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    checkpoints = [r for r in records if r["kind"] == "checkpoint"]
+    entries = [r for r in records if r["kind"] == "entry"]
+    change(checkpoints, entries)
     changed = path.with_name("tampered.jsonl")
-    changed.write_text("\n".join(change(lines)) + "\n")
+    lines = [json.dumps(r) if isinstance(r, dict) else r for r in layout(checkpoints, entries)]
+    changed.write_text("\n".join(lines) + "\n")
     return changed
 
 
@@ -66,9 +72,12 @@ def test_the_demo_trail_verifies_with_the_standalone_verifier(demo_export, stand
     entries = AuditEntry.objects.count()
     assert code == 0, said
     assert said.startswith(f"VERIFIED: {entries} entries verify") and key in said
-    # The export ends with a checkpoint over all of it, the export's own read included.
-    last = json.loads(demo_export.read_text().splitlines()[-1])
-    assert last["kind"] == "checkpoint" and last["size"] == entries
+    # Its checkpoints come first; the last covers all of it, the export's own read included.
+    records = [json.loads(line) for line in demo_export.read_text().splitlines()]
+    first_entry = next(i for i, r in enumerate(records) if r["kind"] == "entry")
+    checkpoints = records[:first_entry]
+    assert checkpoints and all(r["kind"] == "checkpoint" for r in checkpoints)
+    assert checkpoints[-1]["size"] == entries == len(records) - first_entry
 
 
 def test_a_key_other_than_the_pinned_one_fails(demo_export, standalone):
@@ -80,67 +89,61 @@ def flip(text: str, at: int) -> str:
     return text[:at] + chr(ord(text[at]) ^ 1) + text[at + 1 :]
 
 
-@pytest.mark.parametrize("position", [0.0, 0.3, 0.6, 0.95])
+@pytest.mark.parametrize("position", [0.0, 0.3, 0.6, 0.99])
 def test_one_changed_byte_anywhere_in_the_entries_is_found(demo_export, standalone, position):
-    def change(lines):
-        i = int(position * (len(lines) - 2))
-        entry = json.loads(lines[i])
-        text = entry["canonical"]
-        entry["canonical"] = flip(text, len(text) // 2)
-        lines[i] = json.dumps(entry)
-        return lines
+    def change(_checkpoints, entries):
+        entry = entries[int(position * (len(entries) - 1))]
+        entry["canonical"] = flip(entry["canonical"], len(entry["canonical"]) // 2)
 
     code, said = standalone("trail", rewrite(demo_export, change))
     assert code == 1 and "does not hash to its recorded hash" in said, said
 
 
 def test_an_entry_rewritten_with_its_hash_recomputed_is_found(demo_export, standalone):
-    def change(lines):
-        entry = json.loads(lines[5])
+    def change(_checkpoints, entries):
+        entry = entries[5]
         entry["canonical"] = entry["canonical"][:-1] + " ]"  # the same JSON, other bytes
         entry["hash"] = verifier.hashlib.sha256(entry["canonical"].encode()).hexdigest()
-        lines[5] = json.dumps(entry)
-        return lines
 
     code, said = standalone("trail", rewrite(demo_export, change))
     assert code == 1 and said.startswith("FAILED: entry 7"), said  # the next one's link
 
 
 def test_a_deleted_entry_is_found(demo_export, standalone):
-    code, said = standalone("trail", rewrite(demo_export, lambda lines: lines[:9] + lines[10:]))
+    code, said = standalone("trail", rewrite(demo_export, lambda _c, entries: entries.pop(9)))
     assert code == 1 and "entry 10" in said, said
 
 
 def test_a_reordered_pair_is_found(demo_export, standalone):
-    def change(lines):
-        lines[20], lines[21] = lines[21], lines[20]
-        return lines
+    def change(_checkpoints, entries):
+        entries[20], entries[21] = entries[21], entries[20]
 
     code, said = standalone("trail", rewrite(demo_export, change))
     assert code == 1 and "entry 21" in said, said
 
 
 def test_a_truncated_tail_is_found_against_the_checkpoint(demo_export, standalone):
-    def change(lines):
-        entries = [line for line in lines if '"kind": "entry"' in line]
-        checkpoints = [line for line in lines if '"kind": "checkpoint"' in line]
-        return entries[:-3] + checkpoints
+    def change(_checkpoints, entries):
+        del entries[-3:]
 
     code, said = standalone("trail", rewrite(demo_export, change))
     assert code == 1 and "the export holds" in said, said
 
 
-def test_a_malformed_file_fails_with_a_reason_not_a_crash(demo_export, standalone):
-    code, said = standalone("trail", rewrite(demo_export, lambda lines: [*lines, "{not json"]))
+def test_a_malformed_file_or_a_checkpoint_among_the_entries_fails_with_a_reason(
+    demo_export, standalone
+):
+    malformed = rewrite(demo_export, lambda *_: None, lambda c, e: [*c, *e, "{not json"])
+    code, said = standalone("trail", malformed)
     assert code == 1 and said.startswith("FAILED: the file is malformed"), said
+    moved = rewrite(demo_export, lambda *_: None, lambda c, e: [*e, *c])
+    code, said = standalone("trail", moved)
+    assert code == 1 and "a checkpoint stands among the entries" in said, said
 
 
 def test_a_changed_checkpoint_is_found(demo_export, standalone):
-    def change(lines):
-        head = json.loads(lines[-1])
-        head["root"] = flip_bit(head["root"])
-        lines[-1] = json.dumps(head)
-        return lines
+    def change(checkpoints, _entries):
+        checkpoints[-1]["root"] = flip_bit(checkpoints[-1]["root"])
 
     code, said = standalone("trail", rewrite(demo_export, change))
     assert code == 1 and "not signed" in said, said
@@ -153,13 +156,11 @@ def test_a_checkpoint_signed_again_by_another_key_is_found_when_the_key_is_pinne
     settings.AUDIT_KEY_FILE = tmp_path / "mallory.pem"
     forged = audit.signing_key()
 
-    def change(lines):
-        head = json.loads(lines[-1])
+    def change(checkpoints, _entries):
+        head = checkpoints[-1]
         head["public_key"] = audit.public_key_hex(forged)
         text = verifier.statement(head["size"], head["root"], head["head"], head["at"])
         head["signature"] = forged.sign(text).hex()
-        lines[-1] = json.dumps(head)
-        return lines
 
     tampered = rewrite(demo_export, change)
     assert standalone("trail", tampered)[0] == 0  # a valid signature, by some key

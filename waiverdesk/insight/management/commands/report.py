@@ -23,8 +23,9 @@ class Command(BaseCommand):
         except Invalid as exc:
             raise CommandError(f"--period: {exc.problems[0].message}", returncode=2) from None
         path = Path(output or f"report-{chosen.label}.pdf")
-        path.write_bytes(report.pdf(chosen))
+        built = report.build(chosen)
+        path.write_bytes(report.pdf(built))
         self.stdout.write(f"report of {chosen.label} written to {path}")
         if csv:
-            Path(csv).write_bytes(report.csv_pack(chosen))
+            Path(csv).write_bytes(report.csv_pack(built))
             self.stdout.write(f"its figures written to {csv}")
