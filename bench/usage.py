@@ -32,25 +32,39 @@ def reference_data() -> None:
     )
 
 
-def write_file(path: Path, count: int, first: int = 0) -> None:
+def write_file(path: Path, count: int, kind: str = "csv") -> None:
     with path.open("w") as out:
-        out.write("record_id,customer,product,metric,quantity,period_start,period_end\n")
-        for i in range(first, first + count):
-            out.write(f"r{i},C-{i % CUSTOMERS:03d},P-{i % PRODUCTS:02d},seats,{i % 97},"
-                      f"2027-{1 + i % 12:02d}-01,2027-{1 + i % 12:02d}-28\n")  # fmt: skip
+        if kind == "csv":
+            out.write("record_id,customer,product,metric,quantity,period_start,period_end\n")
+        for i in range(count):
+            month = f"2027-{1 + i % 12:02d}"
+            values = (f"r{i}", f"C-{i % CUSTOMERS:03d}", f"P-{i % PRODUCTS:02d}", "seats",
+                      i % 97, f"{month}-01", f"{month}-28")  # fmt: skip
+            if kind == "csv":
+                out.write(",".join(map(str, values)) + "\n")
+            else:
+                out.write(json.dumps(dict(zip(FIELDS, values, strict=True))) + "\n")
 
 
-def bench_file(count: int) -> None:
+FIELDS = ("record_id", "customer", "product", "metric", "quantity", "period_start", "period_end")
+
+
+def bench_file(count: int, kind: str) -> None:
     from waiverdesk.usage import services
 
-    path = Path(tempfile.mkdtemp()) / "usage.csv"
-    write_file(path, count)
+    path = Path(tempfile.mkdtemp()) / f"usage.{kind}"
+    write_file(path, count, kind)
     t0 = time.perf_counter()
-    with path.open(newline="") as handle:
-        report = services.ingest(services.read_file(handle, "csv"), datetime.now(UTC))
+    with path.open("rb") as handle:
+        report = services.import_file(handle, kind, datetime.now(UTC))
     elapsed = time.perf_counter() - t0
     assert report.accepted == count, report
-    print(f"  file import: {count:,} records in {elapsed:.1f} s ({count / elapsed:,.0f}/s)")
+    print(f"  file import ({kind}): {count:,} records in {elapsed:.1f} s "
+          f"({count / elapsed:,.0f}/s)")  # fmt: skip
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM usage_usagerecord")
 
 
 def bench_api(batches: int, size: int = 5000) -> None:
@@ -159,7 +173,8 @@ def main() -> None:
     start_django(args.engine)
     reference_data()
     print(f"== usage ingestion on {args.engine}")
-    bench_file(args.records)
+    bench_file(args.records, "csv")
+    bench_file(args.records // 4, "ndjson")
     bench_api(20)
     bench_scan(args.scan_records)
 

@@ -3,11 +3,29 @@ from django.db import models
 
 class UsageRecord(models.Model):
     """What a customer used of a product over a period (a day, for a timestamped record),
-    as a product's metering reported it; `record_id` is the sender's, for de-duplication."""
+    as a product's metering reported it; `record_id` is the sender's, for de-duplication.
 
-    record_id = models.CharField(max_length=100, unique=True)
-    customer = models.ForeignKey("directory.Customer", on_delete=models.PROTECT, related_name="+")
-    product = models.ForeignKey("directory.Product", on_delete=models.PROTECT, related_name="+")
+    Millions arrive in bulk, so the table carries only the indexes its readers use (the
+    unique record id, and `usage_by_customer`: every reader filters by customer first),
+    and the database does not check each row's customer and product again: ingestion
+    stores only rows whose customer and product it found, in the same statement, and
+    PROTECT keeps a customer or product with usage from being deleted."""
+
+    record_id = models.CharField(max_length=100, primary_key=True)
+    customer = models.ForeignKey(
+        "directory.Customer",
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
+    )
+    product = models.ForeignKey(
+        "directory.Product",
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
+    )
     metric = models.CharField(max_length=60)
     quantity = models.FloatField()
     period_start = models.DateField()

@@ -23,14 +23,19 @@ class Command(ActionCommand):
         kind = format or services.kind_of(file)
         with contextlib.ExitStack() as stack:
             if file == "-":
-                handle, size = sys.stdin, 0
+                handle, size = sys.stdin.buffer, 0
             else:
                 try:
-                    handle = stack.enter_context(Path(file).open(newline=""))
+                    handle = stack.enter_context(Path(file).open("rb"))
                 except OSError as exc:
                     raise CommandError(f"cannot read {file}: {exc.strerror}") from None
                 size = Path(file).stat().st_size
-            report = services.ingest(services.read_file(_shown(handle, size), kind), clock.now())
+
+            def shown(lines: int) -> None:
+                share = f" ({min(100, 100 * handle.tell() // size)}%)" if size else ""
+                sys.stderr.write(f"\r{lines:,} lines read{share}")
+
+            report = services.import_file(handle, kind, clock.now(), shown)
         sys.stderr.write("\n")
         for bad in report.rejected:
             problems = "; ".join(f"{e['field']}: {e['message']}" for e in bad["errors"])
@@ -39,14 +44,3 @@ class Command(ActionCommand):
             f"{report.accepted} records kept, {report.duplicates} already received, "
             f"{len(report.rejected)} rejected"
         )
-
-
-def _shown(lines, size: int):
-    """The lines of a file, with a progress line on standard error every 10,000 of them."""
-    read = 0
-    for count, line in enumerate(lines, 1):
-        read += len(line)
-        if count % 10_000 == 0:
-            share = f" ({min(100, 100 * read // size)}%)" if size else ""
-            sys.stderr.write(f"\r{count:,} lines read{share}")
-        yield line
