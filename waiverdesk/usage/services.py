@@ -7,7 +7,8 @@ and either `period_start` and `period_end` (dates) or `timestamp` (ISO 8601).
 Records are staged as text in a scratch table, a chunk at a time, and checked there by
 one query, so the checks are the same whichever way records arrive: an API batch, an
 NDJSON file, or a CSV file, which PostgreSQL reads itself (COPY) when its lines are
-records. One transaction per chunk: what a report acknowledges is committed.
+records, several chunks at once. One transaction per chunk: what a report acknowledges
+is committed.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import io
 import json
 import os
 import queue
+import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -149,7 +151,7 @@ def _chunks(handle: IO[bytes], first: int) -> Iterator[tuple[int, list[bytes]]]:
     """(number of the first line, lines) a chunk at a time; a chunk never ends inside a
     quoted CSV field, which may hold line breaks."""
     while lines := list(islice(handle, CHUNK)):
-        quotes = sum(line.count(b'"') for line in lines)
+        quotes = b"".join(lines).count(b'"')
         while quotes % 2 and (line := handle.readline()):
             lines.append(line)
             quotes += line.count(b'"')
@@ -158,14 +160,13 @@ def _chunks(handle: IO[bytes], first: int) -> Iterator[tuple[int, list[bytes]]]:
 
 
 def _keep_csv(lines: list[bytes], first: int, columns: tuple[str, ...], now: datetime) -> Report:
-    """One chunk of CSV lines. PostgreSQL reads it itself (COPY) when each line is one
-    well-formed record; anything else (a short row, a line break in a quoted field, bad
-    UTF-8), and every chunk on SQLite, is read here with each row's line number."""
-    if connection.vendor == "postgresql":
-        try:
-            return _keep(b"".join(lines), columns, now, offset=first - 1, lines=len(lines))
-        except _NotOneRecordPerLine:
-            pass  # rolled back
+    """One chunk of CSV lines, read in one pass (by PostgreSQL itself: COPY) when each line
+    is one well-formed record; anything else (a short row, a line break in a quoted field,
+    bad UTF-8) is read here row by row, with each row's line number."""
+    try:
+        return _keep(b"".join(lines), columns, now, offset=first - 1, lines=len(lines))
+    except _NotOneRecordPerLine:
+        pass  # rolled back
     text = b"".join(lines).decode("utf-8", errors="replace")
     reader = csv.reader(io.StringIO(text, newline=""))
     width = len(columns)
@@ -188,8 +189,8 @@ def _keep(
     offset: int = 0,
     lines: int = 0,
 ) -> Report:
-    """Stage rows ((position, *values of `columns`)), or CSV text read by COPY, then keep
-    the good ones not yet received; one transaction (a savepoint inside the caller's).
+    """Stage rows ((position, *values of `columns`)), or CSV text of `lines` records, then
+    keep the good ones not yet received; one transaction (a savepoint inside the caller's).
     Each bad row's problems are looked for only when some row was not kept."""
     if not rows:
         return Report()
@@ -212,10 +213,22 @@ def _keep(
 
 
 def _stage(cursor, rows: list[tuple] | bytes, columns: tuple[str, ...], lines: int) -> int:
-    """Fill the scratch table with rows, or on PostgreSQL with CSV text of `lines` records
-    (numbered from 1 in order); the number of rows staged."""
+    """Fill the scratch table with rows, or with CSV text of `lines` records (numbered from
+    1 in order); the number of rows staged."""
     names = ", ".join(columns)
     if connection.vendor == "sqlite":
+        if isinstance(rows, bytes):  # through sqlite3 itself: Django's wrapper costs more
+            try:
+                reader = csv.reader(io.StringIO(rows.decode(), newline=""))
+                marks = ", ".join(["?"] * len(columns))
+                staged = connection.connection.executemany(
+                    f"INSERT INTO usage_incoming ({names}) VALUES ({marks})", reader
+                ).rowcount
+            except (UnicodeDecodeError, sqlite3.ProgrammingError):  # a row of another width
+                raise _NotOneRecordPerLine from None
+            if staged != lines:
+                raise _NotOneRecordPerLine
+            return lines
         marks = ", ".join(["%s"] * (len(columns) + 1))
         cursor.executemany(f"INSERT INTO usage_incoming (n, {names}) VALUES ({marks})", rows)
         return len(rows)
