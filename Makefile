@@ -33,13 +33,14 @@ format: venv
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-# The whole suite on SQLite, then again on PostgreSQL when it answers.
+# The whole suite on SQLite and, when it answers, on PostgreSQL: both at once, one
+# core each, and each report printed whole when its run ends.
 test: lint chromium
 	WAIVERDESK_DATA_DIR=$$(mktemp -d) DATABASE_URL=sqlite:///:memory: $(BIN)/waiverdesk check --fail-level WARNING
 	WAIVERDESK_DATA_DIR=$$(mktemp -d) DATABASE_URL=sqlite:///:memory: $(BIN)/waiverdesk makemigrations --check --dry-run
-	@$(MAKE) --no-print-directory test-sqlite
-	@if $(PG_UP); then $(MAKE) --no-print-directory test-postgres; echo "engines tested: sqlite postgresql"; \
-	else echo "PostgreSQL does not answer at 127.0.0.1:5432: engines tested: sqlite only"; fi
+	@if $(PG_UP); then $(MAKE) --no-print-directory -j2 --output-sync=target test-sqlite test-postgres; \
+	echo "engines tested: sqlite postgresql"; else $(MAKE) --no-print-directory test-sqlite; \
+	echo "PostgreSQL does not answer at 127.0.0.1:5432: engines tested: sqlite only"; fi
 
 test-sqlite: venv
 	@echo "== tests on SQLite"
