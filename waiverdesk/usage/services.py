@@ -95,15 +95,10 @@ def import_file(
 
     at_once = connection.vendor == "postgresql" and not connection.in_atomic_block
     report = Report()
-    for done in (_in_parallel if at_once else _one_by_one)(read(), keep):
+    for done in _in_parallel(read(), keep) if at_once else (keep(*c) for c in read()):
         report.add(done)
     report.rejected.sort(key=lambda bad: bad["position"])
     return report
-
-
-def _one_by_one(chunks: Iterable[tuple], keep: Callable[..., Report]) -> Iterator[Report]:
-    for chunk in chunks:
-        yield keep(*chunk)
 
 
 def _in_parallel(chunks: Iterable[tuple], keep: Callable[..., Report]) -> list[Report]:
