@@ -1,4 +1,5 @@
-"""Usage ingestion rate: the file import (COPY on PostgreSQL) and the API, in records/s.
+"""Usage ingestion rate (records/s) of the file import (CSV, by COPY on PostgreSQL; NDJSON)
+and the API, and the leakage scan.
 
 python bench/usage.py --engine sqlite|postgresql [--records 1000000]
 """
@@ -32,6 +33,9 @@ def reference_data() -> None:
     )
 
 
+FIELDS = ("record_id", "customer", "product", "metric", "quantity", "period_start", "period_end")
+
+
 def write_file(path: Path, count: int, kind: str = "csv") -> None:
     with path.open("w") as out:
         if kind == "csv":
@@ -46,11 +50,9 @@ def write_file(path: Path, count: int, kind: str = "csv") -> None:
                 out.write(json.dumps(dict(zip(FIELDS, values, strict=True))) + "\n")
 
 
-FIELDS = ("record_id", "customer", "product", "metric", "quantity", "period_start", "period_end")
-
-
 def bench_file(count: int, kind: str) -> None:
     from waiverdesk.usage import services
+    from waiverdesk.usage.models import UsageRecord
 
     path = Path(tempfile.mkdtemp()) / f"usage.{kind}"
     write_file(path, count, kind)
@@ -61,10 +63,7 @@ def bench_file(count: int, kind: str) -> None:
     assert report.accepted == count, report
     print(f"  file import ({kind}): {count:,} records in {elapsed:.1f} s "
           f"({count / elapsed:,.0f}/s)")  # fmt: skip
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute("DELETE FROM usage_usagerecord")
+    UsageRecord.objects.all().delete()  # for the next import
 
 
 def bench_api(batches: int, size: int = 5000) -> None:
