@@ -10,8 +10,10 @@ from datetime import date
 import pytest
 from django.core.management import call_command
 from django.db import transaction
+from django.db.models import ProtectedError
 
 from waiverdesk.api import services as tokens
+from waiverdesk.directory.models import Customer, Product
 from waiverdesk.testing import NOW, at_once, postgres_only
 from waiverdesk.usage import services
 from waiverdesk.usage.models import UsageRecord
@@ -295,3 +297,13 @@ def test_on_postgresql_a_failing_chunk_stops_the_import_and_keeps_what_was_store
     monkeypatch.setattr(services, "_keep_csv", real_keep)
     again = imported(text, 10, monkeypatch)
     assert (again.accepted, again.duplicates) == (200 - stored, stored)
+
+
+def test_a_customer_or_product_with_usage_is_not_deleted(world):
+    services.ingest(enumerate([record(1)]), NOW)
+    for reference in (Customer.objects.get(external_id="GLOBEX-002"),
+                      Product.objects.get(code="AN-EDGE")):  # fmt: skip
+        with pytest.raises(ProtectedError) as refused:
+            reference.delete()
+        assert list(refused.value.protected_objects) == [UsageRecord.objects.get()]
+    assert UsageRecord.objects.get().customer.external_id == "GLOBEX-002"
