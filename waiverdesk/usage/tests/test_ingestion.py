@@ -193,7 +193,7 @@ def test_a_csv_file_of_any_shape_is_read_with_its_line_numbers(world, monkeypatc
     assert set(UsageRecord.objects.values_list("record_id", flat=True)) == {"a1", "a4"}
 
 
-def test_a_clean_file_is_read_in_one_pass_with_its_line_numbers(world, monkeypatch):
+def test_a_file_read_in_chunks_names_the_line_of_each_bad_row(world, monkeypatch):
     text = HEADER + "".join(line(n) for n in range(7)) + line(7, product="NOPE") + line(8)
     report = imported(text, 4, monkeypatch)
     assert (report.accepted, report.duplicates) == (8, 0)
