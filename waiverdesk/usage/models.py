@@ -5,8 +5,8 @@ class UsageRecord(models.Model):
     """What a customer used of a product over a period (a day, for a timestamped record),
     as a product's metering reported it; `record_id` is the sender's, for de-duplication.
 
-    Millions arrive in bulk, so the table carries only the indexes its readers use (the
-    unique record id, and `usage_by_customer`: every reader filters by customer first),
+    Millions arrive in bulk, so the table carries only the indexes its readers use (its
+    key, the record id, and `usage_by_customer`: every reader filters by customer first),
     and the database does not check each row's customer and product again: ingestion
     stores only rows whose customer and product it found, in the same statement, and
     PROTECT keeps a customer or product with usage from being deleted."""
