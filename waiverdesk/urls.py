@@ -52,6 +52,7 @@ urlpatterns = [
     path("dashboard/", waivers.dashboard, name="dashboard"),
     path("policy/", policy.policy_page, name="policy"),
     path("policy/versions/", policy.history, name="policy-history"),
+    path("policy/versions/<int:number>/approve/", policy.approve, name="policy-approve"),
     path("policy/replay/", insight.replay_page, name="policy-replay"),
     path("policy/diff/<int:old>/<int:new>/", policy.diff, name="policy-diff"),
     path("tokens/", tokens.tokens, name="tokens"),

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
-from . import explain
+from . import explain, typecheck
 from .errors import Problem
 from .expressions import make_context
 from .policy import DIMENSIONS, LEVELS, Policy
@@ -342,6 +342,27 @@ SAMPLE = RequestFacts(
     scope={"seats": 10, "quantity": 1, "discount_pct": 10.0, "features": ["x"]},
     financials={"currency": "EUR", "list_value": 1000.0, "concession": 100.0},
 )
+
+
+def condition_problems(policy: Policy) -> list[str]:
+    """Every problem of every condition, checked statically in every branch against the
+    facts it can see (`request`, and `risk` where the policy has scored it)."""
+    facts = request_facts(policy, replace(SAMPLE, type=next(iter(policy.types))))
+    request = typecheck.schema_of(facts, "request")
+    scores = {d: 3 for d in DIMENSIONS}
+    levels = typecheck.schema_of({**scores, **_aggregates(scores)}, "risk")
+    sample_risk = Risk({d: ScoreResult(3, "") for d in DIMENSIONS}, "medium")
+    risk = typecheck.schema_of(_risk_variables(sample_risk), "risk")
+    problems = []
+    for path, expression in policy.expressions.items():
+        if path.startswith("risk.overall"):
+            env = {"risk": levels}
+        elif path.startswith(("tiers", "triggers")):
+            env = {"request": request, "risk": risk}
+        else:
+            env = {"request": request}
+        problems += [f"{path}: {p}" for p in typecheck.check(expression.source, env)]
+    return problems
 
 
 def dry_run(policy: Policy) -> list[str]:

@@ -21,7 +21,9 @@ LEVELS = ("low", "medium", "high", "critical")
 FIXED_ROLES = ("requester", "control_owner", "implementer", "auditor", "policy_admin", "admin")
 PERSON_ROLES = ("requester", "control_owner", "account_owner")
 
-PositiveInt = Annotated[int, Field(gt=0)]
+# Bounded, so that no number in a policy overflows a date or a counter downstream.
+PositiveInt = Annotated[int, Field(gt=0, le=1_000_000)]
+Days = Annotated[int, Field(gt=0, le=36_500)]
 Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=60)]
 Score = Annotated[int, Field(ge=1, le=5)]
 
@@ -52,8 +54,8 @@ class ExceptionType(_Strict):
     description: str = ""
     initiators: list[Name] = ["requester"]
     scope: ScopeLimits = ScopeLimits()
-    max_duration_days: PositiveInt
-    review_window_days: PositiveInt | None = None
+    max_duration_days: Days
+    review_window_days: Days | None = None
     eligibility: list[Rule] = []
     required_fields: list[str] = []
     required_evidence: list[Name] = []
@@ -110,7 +112,7 @@ class Termination(_Strict):
 
 
 class Reminders(_Strict):
-    days_before_end: list[PositiveInt] = [30, 7, 1]
+    days_before_end: list[Days] = [30, 7, 1]
 
 
 class Notifications(_Strict):
@@ -127,7 +129,7 @@ class TaskSpec(_Strict):
     name: Name
     title: str
     role: Name
-    due_days: int = Field(default=2, ge=0)
+    due_days: int = Field(default=2, ge=0, le=36_500)
     required: bool = True
 
 
@@ -142,9 +144,9 @@ class Reviews(_Strict):
 
     every_days: PositiveInt = 90
     every_days_by_risk: dict[Literal["low", "medium", "high", "critical"], PositiveInt] = {}
-    older_than_days: int = Field(default=30, ge=0)
+    older_than_days: int = Field(default=30, ge=0, le=36_500)
     due_days: PositiveInt = 14
-    escalate_after_days: int = Field(default=7, ge=0)
+    escalate_after_days: int = Field(default=7, ge=0, le=36_500)
 
     def cadence(self, level: str) -> int:
         return self.every_days_by_risk.get(level, self.every_days)
@@ -161,7 +163,9 @@ class Patterns(_Strict):
     renewals_min: PositiveInt = 2  # renewals that make a chain
     near_threshold_pct: float = Field(default=10.0, gt=0, le=50)  # "just under" a tier's value
     near_threshold_min: PositiveInt = 5
-    near_threshold_ratio: float = Field(default=2.0, ge=1)  # as many under as over, times this
+    near_threshold_ratio: float = Field(
+        default=2.0, ge=1, le=1_000
+    )  # as many under as over, times this
     pair_min_decisions: PositiveInt = 10
     pair_min_rate: Share = 0.95
     type_min_share: Share = 0.4
@@ -244,14 +248,23 @@ class Policy:
         return list(dict.fromkeys(t.role for t in self.document.tiers))
 
 
+MAX_DOCUMENT = 1_000_000  # characters
+
+
 def load_policy(source: str) -> Policy:
     """Parse, validate and compile a policy document, or raise PolicyError."""
+    if len(source) > MAX_DOCUMENT:
+        raise PolicyError([f"document: longer than {MAX_DOCUMENT:,} characters"])
     try:
         data = yaml.safe_load(source)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "document"
         raise PolicyError([f"{where}: not valid YAML ({getattr(exc, 'problem', exc)})"]) from None
+    except RecursionError:
+        raise PolicyError(["document: nested too deeply to be a policy"]) from None
+    except ValueError as exc:  # a number with thousands of digits, a date out of range
+        raise PolicyError([f"document: a value cannot be read ({exc})"]) from None
     if not isinstance(data, dict):
         raise PolicyError(["document: must be a mapping with name, types and tiers"])
     try:
@@ -271,11 +284,14 @@ def load_policy(source: str) -> Policy:
         digest=hashlib.sha256(source.encode()).hexdigest(),
         expressions=expressions,
     )
-    # Run every expression once against a complete sample request, so a
-    # misspelt field or a type mistake is found now, not on a customer's request.
-    from .evaluation import dry_run
+    # Check every condition in every branch against the facts it can see, then run each
+    # once on a sample request: a misspelt field, a type mistake or a condition too costly
+    # to evaluate is found now, not on a customer's request.
+    from .evaluation import condition_problems, dry_run
 
-    problems += dry_run(policy)
+    problems += condition_problems(policy)
+    if not problems:
+        problems += dry_run(policy)
     if problems:
         raise PolicyError(problems)
     return policy
@@ -367,8 +383,11 @@ def _describe(error: dict[str, Any]) -> str:
     ctx = error.get("ctx") or {}
     if kind == "greater_than" and ctx.get("gt") == 0:
         message = "must be a positive integer"
-    elif kind in ("greater_than_equal", "less_than_equal"):
+    elif kind in ("greater_than_equal", "less_than_equal") and ctx.get("le") == 5:
         message = "must be between 1 and 5"
+    elif kind in ("less_than_equal", "greater_than_equal"):
+        bound = ctx.get("le", ctx.get("ge"))
+        message = f"must be at most {bound:,}" if "le" in ctx else f"must be at least {bound:,}"
     elif kind == "literal_error":
         message = f"must be one of {ctx.get('expected')}"
     elif kind == "value_error":

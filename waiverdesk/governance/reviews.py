@@ -51,7 +51,7 @@ def open_due_campaigns(now: datetime, dry_run: bool = False) -> list[tuple[str, 
             continue
         levels = [level for level in LEVELS if rules.cadence(level) == every]
         due = list(
-            waivers._with_parties(Waiver.objects)
+            waivers.with_parties(Waiver.objects)
             .filter(
                 status=Status.ACTIVE,
                 risk__overall__in=levels,

@@ -121,6 +121,15 @@ def give_feedback(request: HttpRequest, reference: str):
 POLICY_OWNERS = {"policy_admin", "admin"}
 
 
+def _published(version) -> str:
+    if version.is_active:
+        return f"Version {version.number} is published and announced."
+    return (
+        f"Version {version.number} is proposed: it takes effect when a second policy admin "
+        "approves it on this page."
+    )
+
+
 @page
 def replay_page(request: HttpRequest):
     """Replay a draft policy over past requests; publish it, once convinced."""
@@ -138,10 +147,23 @@ def replay_page(request: HttpRequest):
         except ValueError:
             context["problems"] = ["since: a date, like 2026-01-01"]
         else:
-            if "publish" in request.POST:
-                version = policies.publish(draft, by=request.user,
-                                           note=request.POST.get("note", ""))  # fmt: skip
-                messages.success(request, f"Version {version.number} is published and announced.")
-                return redirect("policy-history")
-            context["result"] = replay.replay(policy, start)
+            # What is published is exactly the text that was replayed, byte for byte.
+            replayed = request.POST.get("replayed") == policy.digest
+            if "publish" in request.POST and not replayed:
+                context["problems"] = [
+                    "draft: the text changed after it was replayed; replay it again, "
+                    "then publish what you have seen"
+                ]
+            elif "publish" in request.POST:
+                try:
+                    version = policies.publish(draft, by=request.user,
+                                               note=request.POST.get("note", ""))  # fmt: skip
+                except PolicyError as exc:
+                    context["problems"] = exc.problems
+                else:
+                    messages.success(request, _published(version))
+                    return redirect("policy-history")
+            else:
+                context["result"] = replay.replay(policy, start)
+                context["replayed"] = policy.digest
     return render(request, "insight/replay.html", context)

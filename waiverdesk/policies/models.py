@@ -3,13 +3,26 @@ from django.db import models
 
 
 class PolicyVersion(models.Model):
-    """One published policy document; exactly one is active, none is ever changed."""
+    """One policy document; exactly one is active, none is ever changed.
+
+    Outside a sandbox a version is first proposed, and takes effect when a second policy
+    admin approves it (four eyes on the rules); `published_by` is who approved it.
+    """
+
+    class State(models.TextChoices):
+        PROPOSED = "proposed"
+        PUBLISHED = "published"
 
     number = models.PositiveIntegerField(unique=True)
     document = models.TextField()
     sha256 = models.CharField(max_length=64)
     name = models.CharField(max_length=200)
-    published_at = models.DateTimeField()
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PUBLISHED)
+    proposed_at = models.DateTimeField(null=True, blank=True)
+    proposed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+"
+    )
+    published_at = models.DateTimeField(null=True, blank=True)
     published_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+"
     )

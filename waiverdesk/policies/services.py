@@ -10,6 +10,7 @@ from django.db.models import Max
 from waiverdesk import clock
 from waiverdesk.audit import services as audit
 from waiverdesk.core import explain
+from waiverdesk.core.errors import Denied, Invalid, Problem
 from waiverdesk.core.policy import Policy, PolicyError, load_policy
 
 from .models import PolicyVersion
@@ -41,16 +42,28 @@ def active_version() -> PolicyVersion:
     return version
 
 
+POLICY_OWNERS = {"policy_admin", "admin"}
+
+
+def _require_policy_owner(by: User, what: str) -> None:
+    from waiverdesk.directory.services import require_role  # it reads the active policy
+
+    require_role(by, POLICY_OWNERS, what)
+
+
 def publish(document: str, by=None, note: str = "") -> PolicyVersion:
-    """Validate `document` and make it the active version; earlier versions stay as they were."""
+    """Validate `document` and propose it; a second policy admin's approval makes it the
+    active version. In a sandbox, and for the first version of an empty workspace, it takes
+    effect at once. Earlier versions stay as they were."""
     policy = load_policy(document)  # raises PolicyError naming every problem
+    if by is not None:
+        _require_policy_owner(by, "publish the policy")
+    now = clock.now()
     with transaction.atomic():
         current = PolicyVersion.objects.select_for_update().filter(is_active=True).first()
         if current is not None and current.sha256 == policy.digest:
             raise PolicyError([f"document: identical to the active version v{current.number}"])
         number = (PolicyVersion.objects.aggregate(n=Max("number"))["n"] or 0) + 1
-        changed = explain.changes(compiled(current).document, policy.document) if current else []
-        PolicyVersion.objects.filter(is_active=True).update(is_active=False)
         try:
             with transaction.atomic():
                 version = PolicyVersion.objects.create(
@@ -58,30 +71,85 @@ def publish(document: str, by=None, note: str = "") -> PolicyVersion:
                     document=document,
                     sha256=policy.digest,
                     name=policy.document.name,
-                    published_at=clock.now(),
-                    published_by=by,
-                    is_active=True,
+                    state=PolicyVersion.State.PROPOSED,
+                    proposed_at=now,
+                    proposed_by=by,
                     note=note,
-                    changes=changed,
                 )
         except IntegrityError:
-            raise PolicyError(
-                ["document: another version was published at the same time"]
-            ) from None
+            raise PolicyError(["document: another version was proposed at the same time"]) from None
         audit.append(
             by.username if by else "system",
-            "policy.published",
+            "policy.proposed",
             version,
-            {
-                "number": number,
-                "sha256": policy.digest,
-                "previous": current.number if current else None,
-                "note": note,
-            },
+            {"number": number, "sha256": policy.digest, "note": note},
+            at=now,
         )
-        if current is not None:
-            announce(version)
+        if current is None or settings.SANDBOX:
+            _activate(version, current, by, now)
     return version
+
+
+def approve(number: int, by: User) -> PolicyVersion:
+    """A second policy admin, not the proposer, puts a proposed version into force."""
+    _require_policy_owner(by, "approve a policy version")
+    now = clock.now()
+    with transaction.atomic():
+        current = PolicyVersion.objects.select_for_update().filter(is_active=True).first()
+        version = PolicyVersion.objects.select_for_update().filter(number=number).first()
+        if version is None or version.state != PolicyVersion.State.PROPOSED:
+            raise Invalid([Problem("version", "not_proposed", f"v{number} is not a proposal")])
+        if version.proposed_by_id == by.pk:
+            refused = Denied(
+                "four_eyes", "you proposed this version; a second policy admin must approve it"
+            )
+        else:
+            refused = None
+        if refused is None and current is not None and current.sha256 == version.sha256:
+            raise Invalid(
+                [Problem("version", "identical", f"identical to the active v{current.number}")]
+            )
+        if refused is None:
+            _activate(version, current, by, now)
+            return version
+    with transaction.atomic():  # the refusal is recorded; nothing else changed
+        audit.append(by.username, "policy.refused", version,
+                     {"attempted": "approve", "code": refused.code}, at=now)  # fmt: skip
+    raise refused
+
+
+def proposals() -> list[PolicyVersion]:
+    """Versions waiting for a second policy admin, oldest first."""
+    return list(
+        PolicyVersion.objects.filter(state=PolicyVersion.State.PROPOSED)
+        .select_related("proposed_by")
+        .defer("document")
+    )
+
+
+def _activate(version: PolicyVersion, current: PolicyVersion | None, by, now) -> None:
+    version.changes = (
+        explain.changes(compiled(current).document, compiled(version).document) if current else []
+    )
+    PolicyVersion.objects.filter(is_active=True).update(is_active=False)
+    version.state, version.is_active = PolicyVersion.State.PUBLISHED, True
+    version.published_at, version.published_by = now, by
+    version.save()
+    audit.append(
+        by.username if by else "system",
+        "policy.published",
+        version,
+        {
+            "number": version.number,
+            "sha256": version.sha256,
+            "previous": current.number if current else None,
+            "proposed_by": version.proposed_by.username if version.proposed_by else None,
+            "note": version.note,
+        },
+        at=now,
+    )
+    if current is not None:
+        announce(version)
 
 
 def announce(version: PolicyVersion) -> None:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import difflib
 
+from django.contrib import messages
 from django.http import Http404, HttpRequest
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
 
 from waiverdesk.core import explain
+from waiverdesk.core.errors import Denied, Invalid
 from waiverdesk.directory.services import roles_of
-from waiverdesk.web import page
+from waiverdesk.web import page, show_refusal
 
 from . import services
 from .models import PolicyVersion
@@ -35,9 +38,26 @@ def policy_page(request: HttpRequest):
 
 @page
 def history(request: HttpRequest):
-    """Every published version, newest first."""
-    versions = PolicyVersion.objects.select_related("published_by").defer("document")
-    return render(request, "policies/history.html", {"versions": versions.order_by("-number")})
+    """Every version, newest first; proposals wait there for a second policy admin."""
+    versions = PolicyVersion.objects.select_related("published_by", "proposed_by")
+    context = {
+        "versions": versions.defer("document").order_by("-number"),
+        "may_approve": bool(roles_of(request.user) & services.POLICY_OWNERS),
+    }
+    return render(request, "policies/history.html", context)
+
+
+@page
+@require_POST
+def approve(request: HttpRequest, number: int):
+    """A second policy admin puts a proposed version into force."""
+    try:
+        version = services.approve(number, request.user)
+    except (Invalid, Denied) as refused:
+        show_refusal(request, refused)
+    else:
+        messages.success(request, f"Version {version.number} is in force and announced.")
+    return redirect("policy-history")
 
 
 @page

@@ -57,6 +57,38 @@ def test_publish_then_show_the_active_policy(db):
         run("policy", "publish", POLICY_FILE)
 
 
+def test_a_new_version_needs_a_second_policy_admin_from_the_command_line(world, tmp_path):
+    text = Path(POLICY_FILE).read_text().replace("sla_hours: 24", "sla_hours: 12")
+    faster = write(tmp_path, "faster.yaml", text)
+    said = run("policy", "publish", faster, "--as", "paula", "--note", "faster managers")
+    assert said.startswith("proposed v2")
+    assert "policy publish --approve 2 --as NAME" in said
+    assert run("policy", "show").startswith("v1 ")
+    with pytest.raises(CommandError, match="a second policy admin must approve it"):
+        run("policy", "publish", "--approve", "2", "--as", "paula")
+    with pytest.raises(CommandError, match="only admin or policy_admin may approve"):
+        run("policy", "publish", "--approve", "2", "--as", "rita")
+    with pytest.raises(CommandError, match="say who approves"):
+        run("policy", "publish", "--approve", "2")
+    assert run("policy", "publish", "--approve", "2", "--as", "adam").startswith("published v2")
+    assert run("policy", "show").startswith("v2 ")
+    with pytest.raises(CommandError, match="v2 is not a proposal"):
+        run("policy", "publish", "--approve", "2", "--as", "adam")
+
+
+def test_a_policy_with_a_misspelt_field_behind_or_is_refused_by_check_and_publish(world, tmp_path):
+    text = Path(POLICY_FILE).read_text().replace(
+        "request.financials.concession >= 100000.0 || risk.financial >= 4",
+        "risk.financial >= 4 || request.financials.concesion >= 100000.0",
+    )
+    broken = write(tmp_path, "typo.yaml", text)
+    expected = "tiers.2..when: column 43: request.financials has no field 'concesion'"
+    for args in (("policy", "check", broken), ("policy", "publish", broken, "--as", "paula")):
+        with pytest.raises(CommandError, match=expected):
+            run(*args)
+    assert run("policy", "show").startswith("v1 ")
+
+
 def test_simulate_reads_a_request_from_standard_input_and_saves_nothing(world):
     result = json.loads(run("policy", "simulate", "-", stdin=json.dumps(big_discount_body())))
     assert result["eligible"] is True and result["policy_version"] == 1

@@ -17,8 +17,7 @@ from django.test import Client
 from waiverdesk.api.models import ApiToken
 from waiverdesk.audit.models import AuditEntry
 from waiverdesk.notifications.models import Preference
-from waiverdesk.policies import services as policies
-from waiverdesk.testing import big_discount_body, request_body
+from waiverdesk.testing import big_discount_body, publish_policy, request_body
 from waiverdesk.waivers import services
 from waiverdesk.waivers.models import Approval, Attachment, Waiver
 
@@ -100,7 +99,7 @@ PAGES = {
 @pytest.mark.parametrize("who", PEOPLE)
 @pytest.mark.parametrize("page", PAGES)
 def test_who_sees_each_page(waiver, page, who):
-    policies.publish(
+    publish_policy(
         settings.DEFAULT_POLICY_FILE.read_text().replace("sla_hours: 24", "sla_hours: 12"),
         note="a faster manager tier",
     )
@@ -318,7 +317,7 @@ def test_the_policy_page_explains_the_rules_in_plain_language(world):
 
 
 def test_the_diff_shows_what_changed_between_versions(world):
-    policies.publish(
+    publish_policy(
         settings.DEFAULT_POLICY_FILE.read_text().replace("sla_hours: 24", "sla_hours: 12")
     )
     page = client_for("rita").get("/policy/diff/1/2/").content.decode()

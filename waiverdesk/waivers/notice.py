@@ -70,7 +70,7 @@ def pdf(waiver: Waiver) -> bytes:
 def send(reference: str, by, now: datetime) -> str:
     """Queue the notice to the customer's contact; it completes the notify-customer task."""
     with transaction.atomic():
-        waiver = services._lock(reference)
+        waiver = services.lock(reference)
         if waiver.status not in IN_FORCE:
             raise Denied("invalid_state", "a notice goes out for an approved exception only")
         task = waiver.tasks.filter(name="notify_customer").first()

@@ -11,6 +11,7 @@ from django.db import IntegrityError, transaction
 from waiverdesk.audit import services as audit
 from waiverdesk.core.lifecycle import IN_FORCE
 from waiverdesk.notifications import services as notify
+from waiverdesk.policies import services as policies
 from waiverdesk.policies.models import PolicyVersion
 
 from . import services
@@ -25,7 +26,7 @@ def remind(now: datetime, dry_run: bool = False) -> list[tuple[str, str]]:
     today = now.date()
     done = []
     horizon = today + timedelta(days=_longest_offset())
-    ending = services._with_parties(Waiver.objects).filter(
+    ending = services.with_parties(Waiver.objects).filter(
         status__in=IN_FORCE, end__gte=today, end__lte=horizon
     )
     for waiver in ending:
@@ -42,7 +43,7 @@ def remind(now: datetime, dry_run: bool = False) -> list[tuple[str, str]]:
                 continue
             left = (waiver.end - today).days
             audit.append("system", "waiver.reminded", waiver, {"days_left": left}, at=now)
-            people = services._stakeholders(waiver, ("requester", "control_owner"))
+            people = services.stakeholders(waiver, ("requester", "control_owner"))
             notify.publish("waiver.expiring", waiver, {"days_left": left}, people, now)
         done.append((waiver.reference, f"reminded {days} days before the end"))
     return done
@@ -118,7 +119,7 @@ def _first_time(key: str, now: datetime) -> bool:
 
 def _longest_offset() -> int:
     return max(
-        (max(services.policies.compiled(v).document.reminders.days_before_end, default=0)
+        (max(policies.compiled(v).document.reminders.days_before_end, default=0)
          for v in PolicyVersion.objects.defer("document")),
         default=0,
     )  # fmt: skip

@@ -12,8 +12,7 @@ from waiverdesk.api import services as tokens
 from waiverdesk.directory import services as directory
 from waiverdesk.governance import patterns
 from waiverdesk.notifications.models import Message
-from waiverdesk.policies import services as policies
-from waiverdesk.testing import NOW, request_body
+from waiverdesk.testing import NOW, publish_policy, request_body
 from waiverdesk.waivers import services
 from waiverdesk.worker import jobs
 
@@ -29,7 +28,7 @@ def policy(world):
                              ("near_threshold_min: 5", "near_threshold_min: 3")]:  # fmt: skip
         assert default in text
         text = text.replace(default, lowered)
-    policies.publish(text, note="small thresholds")
+    publish_policy(text, note="small thresholds")
     for name in ("R-1", "K-1", "N-1", "N-2", "N-3", "N-4"):
         directory.add_customer(name, name, "AMER")
     for user in world.values():

@@ -11,12 +11,11 @@ from django.test import Client
 
 from waiverdesk.api import services as tokens
 from waiverdesk.audit.models import AuditEntry
-from waiverdesk.core.errors import Invalid
+from waiverdesk.core.errors import Denied, Invalid
 from waiverdesk.governance import reviews
 from waiverdesk.governance.models import Campaign, Review
 from waiverdesk.notifications.models import Message
-from waiverdesk.policies import services as policies
-from waiverdesk.testing import NOW, finish_required_tasks, request_body
+from waiverdesk.testing import NOW, finish_required_tasks, publish_policy, request_body
 from waiverdesk.waivers import services
 from waiverdesk.waivers.services import NotFound
 from waiverdesk.worker import jobs
@@ -104,7 +103,7 @@ def test_a_campaign_from_opening_to_completion_with_an_overdue_escalation(world,
 
 def test_riskier_exceptions_are_reviewed_on_their_own_shorter_cadence(world, active):
     text = settings.DEFAULT_POLICY_FILE.read_text()
-    policies.publish(text.replace("{high: 30, critical: 30}", "{low: 10}"), note="low risk: 10")
+    publish_policy(text.replace("{high: 30, critical: 30}", "{low: 10}"), note="low risk: 10")
     jobs.tick(OPENS)
     first = Campaign.objects.get()
     assert (first.every_days, first.reviews.count()) == (10, 3)
@@ -134,14 +133,14 @@ def test_attestations_are_refused_clearly_and_store_nothing(world, active):
     }
     with pytest.raises(NotFound):  # mona cannot see olga's reviews
         reviews.attest(review.pk, world["mona"], "still_needed", "fine")
-    with pytest.raises(services.Denied):  # audrey sees it, but it is not hers to attest
+    with pytest.raises(Denied):  # audrey sees it, but it is not hers to attest
         reviews.attest(review.pk, world["audrey"], "still_needed", "fine")
     review.refresh_from_db()
     assert review.outcome == ""
     refusal = AuditEntry.objects.get(action="review.refused")
     assert refusal.actor == "audrey" and "not_owner" in refusal.payload
     reviews.attest(review.pk, world["olga"], "still_needed", "fine")
-    with pytest.raises(services.Denied, match="was recorded"):
+    with pytest.raises(Denied, match="was recorded"):
         reviews.attest(review.pk, world["olga"], "terminate", "changed my mind")
 
 

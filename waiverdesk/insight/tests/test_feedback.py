@@ -11,6 +11,7 @@ from waiverdesk.insight import feedback
 from waiverdesk.insight.models import Feedback
 from waiverdesk.testing import NOW, request_body
 from waiverdesk.waivers import services
+from waiverdesk.waivers.models import Waiver
 from waiverdesk.waivers.services import NotFound
 
 
@@ -39,7 +40,7 @@ def test_requester_and_approver_rate_once_each(world, decided):
         feedback.give(decided, world["sam"], 3)  # sam cannot see it at all
     with pytest.raises(Invalid):
         feedback.give(decided, world["mona"], 6)
-    summary = feedback.summary(services.Waiver.objects.all())
+    summary = feedback.summary(Waiver.objects.all())
     assert (summary["count"], summary["average"]) == (2, 3.5)
     assert [c.comment for c in summary["comments"]] == ["the form asks twice for the seats"]
 

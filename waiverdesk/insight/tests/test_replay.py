@@ -75,7 +75,7 @@ def test_the_command_prints_what_would_change(past, tmp_path, capsys):
     assert f"{past[22000]} temporary_access GLOBEX-002: route manager -> manager+deal_desk" in out
 
 
-def test_the_policy_owner_replays_then_publishes_and_everyone_is_told(past, world):
+def test_the_policy_owner_replays_proposes_a_second_approves_and_everyone_is_told(past, world):
     for user in world.values():
         user.email = f"{user.username}@example.com"
         user.save()
@@ -86,12 +86,38 @@ def test_the_policy_owner_replays_then_publishes_and_everyone_is_told(past, worl
     page = paula.post("/policy/replay/", {"draft": lower, "since": "2027-01-01",
                                           "replay": "1"}).content.decode()  # fmt: skip
     assert page.count("manager → deal_desk") == 2 and past[24000] in page
-    publish = {"draft": lower, "since": "2027-01-01", "publish": "1", "note": "deal desk from 20k"}
+    replayed = load_policy(lower).digest
+    assert f'name="replayed" value="{replayed}"' in page
+    publish = {"draft": lower, "since": "2027-01-01", "publish": "1", "note": "deal desk from 20k",
+               "replayed": replayed}  # fmt: skip
     answer = paula.post("/policy/replay/", publish)
     assert answer["Location"] == "/policy/versions/"
+    proposal = PolicyVersion.objects.get(number=2)
+    assert proposal.state == "proposed" and not proposal.is_active
+    assert proposal.sha256 == replayed and proposal.proposed_by == world["paula"]
+    assert PolicyVersion.objects.get(is_active=True).number == 1
+    assert not Message.objects.filter(event="policy.published").exists()
+
+    # paula may not approve her own proposal; the refusal is recorded
+    refused = paula.post("/policy/versions/2/approve/", follow=True).content.decode()
+    assert "a second policy admin must approve it" in refused
+    assert AuditEntry.objects.filter(action="policy.refused", actor="paula").exists()
+    assert PolicyVersion.objects.get(is_active=True).number == 1
+
+    adam = Client()
+    adam.force_login(world["adam"])
+    listed = adam.get("/policy/versions/").content.decode()
+    assert "waiting for a second policy admin" in listed and "Approve v2" in listed
+    adam.post("/policy/versions/2/approve/")
     version = PolicyVersion.objects.get(is_active=True)
-    assert version.number == 2 and version.published_by == world["paula"]
-    assert AuditEntry.objects.filter(action="policy.published", actor="paula").exists()
+    assert version.number == 2 and version.published_by == world["adam"]
+    assert version.proposed_by == world["paula"]
+    actions = AuditEntry.objects.filter(object_ref="v2").values_list("action", "actor")
+    assert list(actions) == [
+        ("policy.proposed", "paula"),
+        ("policy.refused", "paula"),
+        ("policy.published", "adam"),
+    ]
     said = "the concession is 20,000 or more"
     assert any(
         said in line and line.startswith("Deal desk: applies when") for line in version.changes
@@ -105,7 +131,31 @@ def test_the_policy_owner_replays_then_publishes_and_everyone_is_told(past, worl
     rita = Client()
     rita.force_login(world["rita"])
     assert rita.post("/policy/replay/", {"draft": lower, "publish": "1"}).status_code == 403
+    assert rita.post("/policy/versions/2/approve/").status_code == 302
     assert PolicyVersion.objects.count() == 2
+
+
+def test_what_is_published_is_exactly_what_was_replayed(past, world):
+    paula = Client()
+    paula.force_login(world["paula"])
+    replayed = draft(DEAL_DESK, DEAL_DESK.replace("25000.0", "20000.0"))
+    edited = replayed.replace("20000.0", "10000.0")
+    digest = load_policy(replayed).digest
+    for text, replayed_digest in ((edited, digest), (replayed, ""), (replayed, "0" * 64)):
+        form = {"draft": text, "since": "2027-01-01", "publish": "1", "replayed": replayed_digest}
+        page = paula.post("/policy/replay/", form).content.decode()
+        assert "the text changed after it was replayed; replay it again" in page
+    assert PolicyVersion.objects.count() == 1
+
+
+def test_in_a_sandbox_a_version_takes_effect_without_a_second_approver(past, world, settings):
+    settings.SANDBOX = True
+    paula = Client()
+    paula.force_login(world["paula"])
+    text = draft(DEAL_DESK, DEAL_DESK.replace("25000.0", "20000.0"))
+    paula.post("/policy/replay/", {"draft": text, "since": "2027-01-01", "publish": "1",
+                                   "replayed": load_policy(text).digest})  # fmt: skip
+    assert PolicyVersion.objects.get(is_active=True).number == 2
 
 
 def test_a_broken_draft_is_explained_and_nothing_is_published(past, world):

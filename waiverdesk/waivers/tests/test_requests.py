@@ -8,8 +8,13 @@ import pytest
 from waiverdesk.audit import services as audit
 from waiverdesk.audit.models import AuditEntry
 from waiverdesk.core.errors import Denied, Invalid
-from waiverdesk.policies import services as policies
-from waiverdesk.testing import NOW, big_discount_body, finish_required_tasks, request_body
+from waiverdesk.testing import (
+    NOW,
+    big_discount_body,
+    finish_required_tasks,
+    publish_policy,
+    request_body,
+)
 from waiverdesk.waivers import services
 from waiverdesk.waivers.models import Waiver
 
@@ -389,7 +394,7 @@ def test_publishing_a_new_policy_never_changes_the_past(world):
         "    max_duration_days: 120\n    review_window_days: 60",
         "    max_duration_days: 30\n    review_window_days: 30",
     )
-    policies.publish(stricter, note="shorter temporary access")
+    publish_policy(stricter, note="shorter temporary access")
     waiver = services.get(ref)
     assert waiver.policy_version.number == 1
     services.decide(ref, world["mona"], "approve", now=LATER)  # decided under v1

@@ -24,9 +24,16 @@ class Command(ActionCommand):
                          "over past requests, against what happened to them")  # fmt: skip
         sim.add_argument("--since", help="with --replay: requests submitted from this date")
         sim.add_argument("--all", action="store_true", help="with --replay: list every change")
-        publish = actions.add_parser("publish", help="make a policy document the active version")
-        publish.add_argument("file")
-        publish.add_argument("--as", dest="username", help="who publishes it")
+        publish = actions.add_parser(
+            "publish",
+            help="propose a policy document as the next version (in a sandbox, or as the first "
+            "version, it takes effect at once); --approve VERSION puts a proposal into force",
+        )
+        publish.add_argument("file", nargs="?")
+        publish.add_argument(
+            "--approve", type=int, metavar="VERSION", help="approve a proposal (with --as)"
+        )
+        publish.add_argument("--as", dest="username", help="who publishes or approves it")
         publish.add_argument("--note", default="", help="what changed and why")
         actions.add_parser("show", help="the active version and its exception types")
 
@@ -45,10 +52,26 @@ class Command(ActionCommand):
             {"policy_version": result.policy_version, **evaluation_dict(result.evaluation)}
         )
 
-    def do_publish(self, file: str, username: str | None, note: str, **_) -> None:
+    def do_publish(
+        self, file: str | None, approve: int | None, username: str | None, note: str, **_
+    ) -> None:
         by = self.person(username) if username else None
-        version = services.publish(self.read_text(file), by=by, note=note)
-        self.stdout.write(f"published v{version.number} ({version.sha256[:12]})")
+        if approve is not None:
+            if by is None:
+                raise CommandError("--approve: say who approves, with --as NAME", returncode=2)
+            version = services.approve(approve, by)
+        elif file:
+            version = services.publish(self.read_text(file), by=by, note=note)
+        else:
+            raise CommandError("publish: name a policy FILE, or --approve VERSION", returncode=2)
+        if version.is_active:
+            self.stdout.write(f"published v{version.number} ({version.sha256[:12]})")
+        else:
+            self.stdout.write(
+                f"proposed v{version.number} ({version.sha256[:12]}); it takes effect when a "
+                f"second policy admin runs: waiverdesk policy publish --approve {version.number} "
+                "--as NAME"
+            )
 
     def do_show(self, **_) -> None:
         version = services.active_version()

@@ -1,0 +1,53 @@
+"""The write path of a waiver.
+
+Every function here is one transaction: it locks the waiver row (or updates
+it conditionally), applies the rules of the pure core, and appends the audit
+entry last. Views, API endpoints, commands and jobs only call these. The
+modules follow the life of a request: filing, deciding, successors (renewal,
+amendment), ending, implementation and sweeping; separation holds who may do
+what, evaluating what the policy sees, guards what every write shares.
+"""
+
+from .deciding import decide, override_risk
+from .ending import terminate, withdraw
+from .evaluating import Simulation, evaluate_waiver, facts, facts_of, overrides_of, simulate
+from .filing import Upload, attach, create, edit, next_reference, startable_types, submit
+from .guards import NotFound, get, lock, policy_of, stakeholders, with_parties
+from .implementation import complete_task, may_do
+from .separation import allowed, may_act
+from .successors import amend, renew
+from .sweeping import due_for_clock, sweep
+
+__all__ = [
+    "NotFound",
+    "Simulation",
+    "Upload",
+    "allowed",
+    "amend",
+    "attach",
+    "complete_task",
+    "create",
+    "decide",
+    "due_for_clock",
+    "edit",
+    "evaluate_waiver",
+    "facts",
+    "facts_of",
+    "get",
+    "lock",
+    "may_act",
+    "may_do",
+    "next_reference",
+    "override_risk",
+    "overrides_of",
+    "policy_of",
+    "renew",
+    "simulate",
+    "stakeholders",
+    "startable_types",
+    "submit",
+    "sweep",
+    "terminate",
+    "with_parties",
+    "withdraw",
+]

@@ -1,0 +1,105 @@
+"""The facts a policy sees of a waiver, and its evaluation (saved or simulated)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from waiverdesk import clock
+from waiverdesk.core.evaluation import Evaluation, Override, ProductFacts, RequestFacts, evaluate
+from waiverdesk.core.lifecycle import Status
+from waiverdesk.core.policy import Policy
+from waiverdesk.policies import services as policies
+
+from .. import intake
+from ..models import Waiver
+
+
+def facts(
+    waiver: Waiver, now: datetime, products: list | None = None, kinds: frozenset[str] = frozenset()
+) -> RequestFacts:
+    """The facts the policy sees for `waiver`; an unsaved one names its `products` and the
+    `kinds` of evidence it comes with."""
+    if products is None:
+        products = list(waiver.products.all())
+    since = now - timedelta(days=365)
+    history = waiver.customer.waivers.filter(submitted_at__gte=since).exclude(
+        status=Status.WITHDRAWN
+    )
+    if waiver.pk:
+        history = history.exclude(pk=waiver.pk)
+        kinds = frozenset(waiver.attachments.values_list("kind", flat=True))
+    return facts_of(waiver, products, kinds, history.count())
+
+
+def facts_of(waiver: Waiver, products, kinds: frozenset[str], history: int) -> RequestFacts:
+    """The facts of `waiver` with its products, evidence kinds and the count of its
+    customer's other exceptions in the year, read elsewhere."""
+    customer, owner = waiver.customer, waiver.control_owner
+    return RequestFacts(
+        type=waiver.type,
+        customer=customer.external_id,
+        products=tuple(ProductFacts(p.code, p.family, p.risk_class) for p in products),
+        license_type=waiver.license_type,
+        region=waiver.region,
+        start=waiver.start,
+        end=waiver.end,
+        scope=waiver.scope,
+        financials=waiver.financials,
+        justification=waiver.justification,
+        evidence=waiver.evidence,
+        attachment_kinds=kinds,
+        outcomes=tuple(waiver.outcomes),
+        control_owner=owner.username if owner else "",
+        account_owner=customer.account_owner.username if customer.account_owner else "",
+        renewal_count=waiver.renewal_count,
+        customer_exceptions_last_365_days=history,
+        kind=waiver.kind,
+    )
+
+
+def evaluate_waiver(
+    waiver: Waiver, policy: Policy, now: datetime, products=None, kinds=frozenset()
+) -> Evaluation:
+    """Evaluate a waiver (saved, or unsaved with its `products` and evidence `kinds`) with its
+    risk overrides."""
+    return evaluate(policy, facts(waiver, now, products, kinds), now.date(), overrides_of(waiver))
+
+
+def overrides_of(waiver: Waiver) -> dict[str, Override]:
+    """The reviewers' risk overrides of a waiver, as the evaluation takes them."""
+    return {
+        d: Override(o["score"], o["rationale"], o["by"]) for d, o in waiver.risk_overrides.items()
+    }
+
+
+@dataclass
+class Simulation:
+    policy_version: int
+    evaluation: Evaluation
+
+
+def simulate(
+    data: dict[str, Any], now: datetime | None = None, kinds: frozenset[str] = frozenset()
+) -> Simulation:
+    """Evaluate a request body (with evidence files of `kinds`) against the active policy
+    without saving anything."""
+    resolved = intake.read(data)
+    version = policies.active_version()
+    unsaved = Waiver(**resolved.fields())
+    evaluation = evaluate_waiver(
+        unsaved, policies.compiled(version), now or clock.now(), resolved.products, kinds
+    )
+    return Simulation(version.number, evaluation)
+
+
+def store_evaluation(waiver: Waiver, evaluation: Evaluation) -> None:
+    waiver.risk = {
+        **evaluation.risk.as_dict(),
+        "rules": {d: s.rule for d, s in evaluation.risk.scores.items()},
+    }
+    waiver.triggers = [
+        {"name": t.name, "flag": t.flag, "add_tiers": list(t.add_tiers)}
+        for t in evaluation.triggers
+    ]

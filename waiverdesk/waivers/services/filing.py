@@ -1,0 +1,401 @@
+"""Filing a request: creating, editing, submitting and attaching evidence."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.contrib.auth.models import User
+from django.db import connection, transaction
+
+from waiverdesk import clock
+from waiverdesk.audit import services as audit
+from waiverdesk.core.errors import Denied, Invalid, Problem
+from waiverdesk.core.evaluation import Evaluation
+from waiverdesk.core.lifecycle import UNDER_REVIEW, Status
+from waiverdesk.directory.services import roles_of
+from waiverdesk.notifications import services as notify
+from waiverdesk.policies import services as policies
+
+from .. import attachments, intake
+from ..models import Attachment, RouteStep, Waiver
+from .evaluating import evaluate_waiver, store_evaluation
+from .guards import (
+    lock,
+    policy_of,
+    record_refusal,
+    refusals_audited,
+    require_predecessor_in_force,
+    require_requester,
+    transition,
+)
+
+
+def next_reference(year: int) -> str:
+    """Allocate `WVR-<year>-<5 digits>` in one statement: concurrent creates never clash."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO waivers_referencecounter (year, last) VALUES (%s, 1) "
+            "ON CONFLICT (year) DO UPDATE SET last = waivers_referencecounter.last + 1 "
+            "RETURNING last",
+            [year],
+        )
+        (number,) = cursor.fetchone()
+    return f"WVR-{year}-{number:05d}"
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file of evidence sent with a new request."""
+
+    kind: str
+    filename: str
+    content: bytes
+    content_type: str
+
+
+def create(
+    data: dict[str, Any],
+    by: User,
+    now: datetime | None = None,
+    uploads: list[Upload] | tuple[Upload, ...] = (),
+) -> Waiver:
+    """Create a draft from a request body and its evidence files; with `"submit": true` it is
+    submitted at once."""
+    now = now or clock.now()
+    resolved = intake.read(data)
+    version = policies.active_version()
+    try:
+        require_initiator(resolved.body.type, by, version)
+    except Denied as denied:
+        record_refusal("create", denied, by, "")
+        raise
+    stored = _store_uploads(uploads)
+    try:
+        with transaction.atomic():
+            waiver = create_draft(
+                resolved, by, now, version=version, submit=resolved.body.submit, uploads=stored
+            )
+    except BaseException:
+        for _kind, file in stored:
+            attachments.discard_unless_used(file.sha256)
+        raise
+    return waiver
+
+
+def _store_uploads(uploads) -> list[tuple[str, attachments.Stored]]:
+    """Check and write every file, or none: each problem is named by its evidence kind."""
+    stored, problems = [], []
+    for upload in uploads:
+        field = f"evidence.{upload.kind}"
+        if not _KIND.match(upload.kind or ""):
+            problems.append(Problem(field, "invalid", "name the evidence, e.g. usage_forecast"))
+            continue
+        try:
+            stored.append(
+                (
+                    upload.kind,
+                    attachments.store(upload.filename, upload.content, upload.content_type),
+                )
+            )
+        except Invalid as invalid:
+            problems += [Problem(field, p.code, p.message) for p in invalid.problems]
+    if problems:
+        for _kind, file in stored:
+            attachments.discard_unless_used(file.sha256)
+        raise Invalid(problems)
+    return stored
+
+
+def create_draft(
+    resolved: intake.Resolved,
+    by: User,
+    now: datetime,
+    predecessor: Waiver | None = None,
+    kind: str = Waiver.Kind.NEW,
+    version=None,
+    submit: bool = False,
+    uploads: list[tuple[str, attachments.Stored]] = (),
+) -> Waiver:
+    """Store a new draft with its evidence (and, with `submit`, submit it: one evaluation
+    serves both)."""
+    version = version or policies.active_version()
+    waiver = Waiver(
+        reference=next_reference(now.year),
+        kind=kind,
+        status=Status.DRAFT,
+        policy_version=version,
+        requester=by,
+        predecessor=predecessor,
+        renewal_count=(predecessor.renewal_count + (kind == Waiver.Kind.RENEWAL))
+        if predecessor
+        else 0,
+        created_at=now,
+        updated_at=now,
+        **resolved.fields(),
+    )
+    evaluation = evaluate_waiver(
+        waiver, policies.compiled(version), now, resolved.products, frozenset(k for k, _ in uploads)
+    )
+    store_evaluation(waiver, evaluation)
+    waiver.save()
+    Waiver.products.through.objects.bulk_create(
+        Waiver.products.through(waiver=waiver, product=p) for p in resolved.products
+    )
+    audit.append(
+        by.username,
+        "waiver.created",
+        waiver,
+        {
+            "from": None,
+            "to": Status.DRAFT,
+            "kind": kind,
+            "type": waiver.type,
+            "customer": waiver.customer.external_id,
+            "predecessor": predecessor.reference if predecessor else None,
+            "body": intake.body_of(waiver, resolved.products),
+        },
+        at=now,
+    )
+    for evidence_kind, file in uploads:
+        _record_attachment(waiver, evidence_kind, file, by, now)
+    if submit:
+        _submit(waiver, by, now, version, evaluation)
+    return waiver
+
+
+def require_initiator(type_name: str, by: User, version=None) -> None:
+    policy = policies.compiled(version or policies.active_version())
+    exception_type = policy.types.get(type_name)
+    if exception_type is None:
+        known = ", ".join(sorted(policy.types))
+        raise Invalid(
+            [Problem("type", "unknown_type", f"'{type_name}' is not a type; use {known}")]
+        )
+    if not _may_start(exception_type, by):
+        raise Denied(
+            "not_initiator",
+            f"a {type_name} request may be started by {', '.join(exception_type.initiators)} only",
+        )
+
+
+def _may_start(exception_type, by: User) -> bool:
+    return bool(roles_of(by) & (set(exception_type.initiators) | {"admin"}))
+
+
+def startable_types(by: User) -> list[tuple[str, Any]]:
+    """The exception types of the active policy that `by` may start, in the policy's order."""
+    policy = policies.compiled(policies.active_version())
+    return [(name, t) for name, t in policy.document.types.items() if _may_start(t, by)]
+
+
+@refusals_audited("edit")
+def edit(
+    reference: str,
+    by: User,
+    changes: dict[str, Any],
+    now: datetime | None = None,
+    uploads: list[Upload] | tuple[Upload, ...] = (),
+) -> Waiver:
+    """Change a request's fields and add evidence files; under review this starts the
+    approvals again. With `"submit": true` a draft is submitted in the same transaction."""
+    now = now or clock.now()
+    stored = _store_uploads(uploads)
+    try:
+        with transaction.atomic():
+            waiver = lock(reference)
+            under_review = waiver.status in UNDER_REVIEW
+            transition(waiver, "edit_under_review" if under_review else "edit")
+            require_requester(waiver, by)
+            for evidence_kind, file in stored:
+                _record_attachment(waiver, evidence_kind, file, by, now)
+            _change(waiver, by, changes, under_review, now)
+            if changes.get("submit") and not under_review:
+                _submit(waiver, by, now)
+    except BaseException:
+        for _kind, file in stored:
+            attachments.discard_unless_used(file.sha256)
+        raise
+    return waiver
+
+
+def _change(waiver: Waiver, by: User, changes: dict, under_review: bool, now: datetime) -> None:
+    target = transition(waiver, "edit_under_review" if under_review else "edit")
+    before = intake.body_of(waiver)
+    body = intake.merge(before, {k: v for k, v in changes.items() if k != "submit"})
+    resolved = intake.read(body)
+    if resolved.body.type != waiver.type:
+        require_initiator(resolved.body.type, by)
+    for name, value in resolved.fields().items():
+        setattr(waiver, name, value)
+    waiver.products.set(resolved.products)
+    after = intake.body_of(waiver)
+    changed = sorted(k for k in after if after[k] != before[k])
+    if not changed:
+        return
+    previous = waiver.status
+    if under_review:
+        start_round(waiver, now)
+    else:
+        store_evaluation(waiver, evaluate_waiver(waiver, policy_of(waiver), now))
+    waiver.status, waiver.updated_at = target, now
+    waiver.save()
+    audit.append(
+        by.username,
+        "waiver.edited",
+        waiver,
+        {
+            "from": previous,
+            "to": target,
+            "changed": {k: [before[k], after[k]] for k in changed},
+            "approvals_reset": under_review,
+        },
+        at=now,
+    )
+
+
+@refusals_audited("submit")
+def submit(reference: str, by: User, now: datetime | None = None) -> Waiver:
+    """Submit a draft (or a request returned for changes) for approval."""
+    now = now or clock.now()
+    with transaction.atomic():
+        waiver = lock(reference)
+        require_requester(waiver, by)
+        _submit(waiver, by, now)
+    return waiver
+
+
+def _submit(waiver: Waiver, by: User, now: datetime, version=None, evaluation=None) -> None:
+    previous = waiver.status
+    target = transition(waiver, "submit")
+    evaluation = start_round(waiver, now, version, evaluation)
+    waiver.status, waiver.submitted_at, waiver.updated_at = target, now, now
+    waiver.save()
+    audit.append(
+        by.username,
+        "waiver.submitted",
+        waiver,
+        {
+            "from": previous,
+            "to": target,
+            "round": waiver.round,
+            "policy_version": waiver.policy_version.number,
+            "risk": waiver.risk,
+            "route": [s.tier for s in evaluation.route],
+            "triggers": [t.name for t in evaluation.triggers],
+        },
+        at=now,
+    )
+    route = [s.tier for s in evaluation.route]
+    notify.publish("waiver.submitted", waiver, {"route": route}, [waiver.requester], now)
+    first = evaluation.route[0]
+    tell_approvers(waiver, first.role, first.tier, now)
+
+
+def start_round(
+    waiver: Waiver, now: datetime, version=None, evaluation: Evaluation | None = None
+) -> Evaluation:
+    """Route the request afresh under the active policy; earlier approvals no longer count.
+
+    `evaluation` is the waiver's evaluation under `version` when the caller has just made it.
+    """
+    version = version or policies.active_version()
+    policy = policies.compiled(version)
+    evaluation = evaluation or evaluate_waiver(waiver, policy, now)
+    problems = list(evaluation.problems)
+    if waiver.control_owner is None:
+        problems.append(
+            Problem(
+                "control_owner",
+                "required",
+                "name the control owner who stays accountable for the exception",
+            )
+        )
+    if not waiver.outcomes:
+        problems.append(
+            Problem("outcomes", "required", "name at least one measurable outcome (a KPI)")
+        )
+    if problems:
+        raise Invalid(problems)
+    if waiver.kind == Waiver.Kind.RENEWAL:
+        require_predecessor_in_force(waiver, now.date())
+    waiver.policy_version = version
+    waiver.round += 1
+    waiver.checks = {}
+    store_evaluation(waiver, evaluation)
+    RouteStep.objects.bulk_create(
+        RouteStep(
+            waiver=waiver,
+            round=waiver.round,
+            position=i,
+            tier=step.tier,
+            role=step.role,
+            required=step.required,
+            reasons=list(step.reasons),
+            sla_hours=policy.tier(step.tier).sla_hours,
+            status=RouteStep.State.PENDING if i == 0 else RouteStep.State.WAITING,
+            opened_at=now if i == 0 else None,
+        )
+        for i, step in enumerate(evaluation.route)
+    )
+    return evaluation
+
+
+_KIND = re.compile(r"^[a-z][a-z0-9_]{0,59}$")
+
+
+@refusals_audited("attach")
+def attach(
+    reference: str,
+    by: User,
+    filename: str,
+    content: bytes,
+    content_type: str,
+    kind: str,
+    now: datetime | None = None,
+) -> Attachment:
+    """Store a file of evidence with a request that is still open."""
+    now = now or clock.now()
+    if not _KIND.match(kind or ""):
+        raise Invalid([Problem("kind", "invalid", "name the evidence, e.g. usage_forecast")])
+    stored = attachments.store(filename, content, content_type)  # raises Invalid
+    try:
+        with transaction.atomic():
+            waiver = lock(reference)
+            transition(waiver, "attach")
+            require_requester(waiver, by)
+            attachment = _record_attachment(waiver, kind, stored, by, now)
+    except BaseException:
+        attachments.discard_unless_used(stored.sha256)
+        raise
+    return attachment
+
+
+def _record_attachment(
+    waiver: Waiver, kind: str, stored: attachments.Stored, by: User, now: datetime
+) -> Attachment:
+    attachment = Attachment.objects.create(
+        waiver=waiver,
+        kind=kind,
+        filename=stored.filename,
+        content_type=stored.content_type,
+        size=stored.size,
+        sha256=stored.sha256,
+        uploaded_by=by,
+        uploaded_at=now,
+    )
+    audit.append(
+        by.username,
+        "waiver.attached",
+        waiver,
+        {"kind": kind, "filename": stored.filename, "sha256": stored.sha256, "size": stored.size},
+        at=now,
+    )
+    return attachment
+
+
+def tell_approvers(waiver: Waiver, role: str, tier: str, now: datetime) -> None:
+    waiting = [u for u in notify.holders(role) if u.pk != waiver.requester_id]
+    notify.publish("waiver.step_opened", waiver, {"tier": tier}, waiting, now)
