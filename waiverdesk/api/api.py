@@ -25,6 +25,7 @@ CONFLICTS = frozenset(
         "amendment_exists",
         "predecessor_ended",
         "already_recorded",
+        "already_exists",
     }  # fmt: skip
 )
 

@@ -93,7 +93,11 @@ class Evaluation:
 
 
 class EvaluationError(RuntimeError):
-    """A policy expression failed at run time; names the expression."""
+    """A policy expression failed at run time; names the expression (`path`)."""
+
+    def __init__(self, path: str, detail: str):
+        self.path, self.detail = path, detail
+        super().__init__(f"{path}: {detail}")
 
 
 @dataclass(frozen=True)
@@ -313,9 +317,9 @@ def _holds(policy: Policy, path: str, context: Any) -> bool:
     try:
         result = policy.expression(path).evaluate(context)
     except Exception as exc:  # CEL raises KeyError, TypeError, RuntimeError, ...
-        raise EvaluationError(f"{path}: {type(exc).__name__}: {exc}") from None
+        raise EvaluationError(path, f"{type(exc).__name__}: {exc}") from None
     if not isinstance(result, bool):
-        raise EvaluationError(f"{path}: must be true or false, got {result!r}")
+        raise EvaluationError(path, f"must be true or false, got {result!r}")
     return result
 
 

@@ -37,6 +37,8 @@ TRANSITIONS: dict[str, tuple[frozenset[Status], Status | None]] = {
     "request_changes": (UNDER_REVIEW, S.CHANGES_REQUESTED),
     "withdraw": (OPEN, S.WITHDRAWN),
     "attach": (OPEN, None),
+    # a decision by someone conflicted at that moment (a new account owner) no longer counts
+    "void_approval": (UNDER_REVIEW, S.SUBMITTED),
     "activate": (frozenset({S.APPROVED}), S.ACTIVE),
     "expire": (IN_FORCE, S.EXPIRED),
     "terminate": (IN_FORCE, S.TERMINATED),

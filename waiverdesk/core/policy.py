@@ -45,8 +45,12 @@ class Rule(_Strict):
 
 
 class Check(_Strict):
+    """A contract or regulatory check, recorded as passed by the approvers of `tier` (when
+    it is on the route) or else of the final step."""
+
     name: Name
     label: str
+    tier: Name | None = None
 
 
 class ExceptionType(_Strict):
@@ -328,6 +332,9 @@ def _check_references(document: PolicyDocument) -> list[str]:
                 problems.append(f"triggers[{i}].add_tiers: no tier named '{name}'")
     approver_roles = {t.role for t in document.tiers}
     for type_name, exception_type in document.types.items():
+        for i, check in enumerate(exception_type.checks):
+            if check.tier is not None and check.tier not in tier_names:
+                problems.append(f"types.{type_name}.checks[{i}].tier: no tier named '{check.tier}'")
         for role in exception_type.initiators:
             if role not in FIXED_ROLES and role not in approver_roles:
                 problems.append(f"types.{type_name}.initiators: no role named '{role}'")

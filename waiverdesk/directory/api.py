@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ninja import Field, Router, Schema, Status
+from pydantic import ConfigDict
 
 from waiverdesk.api.api import ERRORS, need
 
@@ -16,8 +17,19 @@ class CustomerIn(Schema):
     external_id: str = Field(min_length=1, max_length=64)
     name: str = Field(min_length=1, max_length=200)
     region: str = Field("", max_length=16)
-    account_owner: str = ""
+    account_owner: str = Field("", max_length=150)
     contact_email: str = Field("", max_length=254)
+
+
+class CustomerChange(Schema):
+    """The fields to change; those left out stay as they are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, min_length=1, max_length=200)
+    region: str | None = Field(None, max_length=16)
+    account_owner: str | None = Field(None, max_length=150)
+    contact_email: str | None = Field(None, max_length=254)
 
 
 class CustomerOut(Schema):
@@ -75,6 +87,15 @@ def add_customer(request, body: CustomerIn):
         contact_email=body.contact_email,
     )
     return Status(201, customer_out(customer))
+
+
+@router.patch("/customers/{external_id}", response={200: CustomerOut, **ERRORS})
+def change_customer(request, external_id: str, body: CustomerChange):
+    """Change only the fields given; a new account owner is re-checked on open requests."""
+    require_admin(request)
+    changes = body.model_dump(exclude_unset=True)
+    customer = services.update_customer(external_id, changes, by=request.user.username)
+    return customer_out(customer)
 
 
 @router.get("/products", response={200: list[ProductOut], **ERRORS})

@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
 
+from waiverdesk import clock
 from waiverdesk.audit import services as audit
 from waiverdesk.core.errors import Denied, Invalid, Problem
 from waiverdesk.core.policy import FIXED_ROLES
@@ -87,6 +88,9 @@ def set_password(username: str, password: str, by: str = "system") -> User:
     return user
 
 
+CUSTOMER_FIELDS = ("name", "region", "account_owner", "contact_email")
+
+
 def add_customer(
     external_id: str,
     name: str,
@@ -95,32 +99,111 @@ def add_customer(
     by: str = "system",
     contact_email: str = "",
 ) -> Customer:
-    """Create or update a customer by its external id."""
-    owner = _user_or_problem(account_owner, "account_owner")
+    """Create a customer; one that exists already is refused (change it with
+    `update_customer`, which says what changed and re-checks its open requests)."""
     if not external_id:
         raise Invalid([Problem("external_id", "required", "a customer needs its external id")])
-    if contact_email:
-        try:
-            validate_email(contact_email)
-        except ValidationError:
-            raise Invalid([Problem("contact_email", "invalid", "not an email address")]) from None
+    fields = _customer_fields(
+        {"name": name or external_id, "region": region, "account_owner": account_owner,
+         "contact_email": contact_email}
+    )  # fmt: skip
     with transaction.atomic():
-        customer, created = Customer.objects.update_or_create(
-            external_id=external_id,
-            defaults={
-                "name": name or external_id,
-                "region": region,
-                "account_owner": owner,
-                "contact_email": contact_email,
-            },
-        )
+        if Customer.objects.filter(external_id=external_id).exists():
+            raise Denied(
+                "already_exists",
+                f"a customer with external id '{external_id}' exists; change it with an update",
+            )
+        customer = Customer.objects.create(external_id=external_id, **fields)
         audit.append(
             by,
-            "customer.added" if created else "customer.changed",
+            "customer.added",
             customer,
             {"name": customer.name, "region": region, "account_owner": account_owner},
         )
     return customer
+
+
+def update_customer(external_id: str, changes: dict, by: str = "system") -> Customer:
+    """Change only the fields given, audited with their values before and after. A new account
+    owner voids their own approvals on the customer's requests under review (A4)."""
+    unknown = sorted(set(changes) - set(CUSTOMER_FIELDS))
+    if unknown:
+        raise Invalid(
+            [Problem(k, "unknown_field", "is not a field of a customer") for k in unknown]
+        )
+    fields = _customer_fields(changes)
+    with transaction.atomic():
+        customer = (
+            Customer.objects.select_for_update(of=("self",))
+            .select_related("account_owner")
+            .filter(external_id=external_id)
+            .first()
+        )
+        if customer is None:
+            raise Invalid(
+                [Problem("external_id", "unknown_customer", f"no customer '{external_id}'")]
+            )
+        before = _customer_values(customer)
+        for name, value in fields.items():
+            setattr(customer, name, value)
+        after = _customer_values(customer)
+        changed = [k for k in CUSTOMER_FIELDS if before[k] != after[k]]
+        if not changed:
+            return customer
+        customer.save()
+        voided = []
+        if "account_owner" in changed and customer.account_owner is not None:
+            from waiverdesk.waivers.services import void_conflicted_approvals
+
+            voided = void_conflicted_approvals(customer.pk, customer.account_owner, by, clock.now())
+        audit.append(
+            by,
+            "customer.changed",
+            customer,
+            {"before": {k: before[k] for k in changed}, "after": {k: after[k] for k in changed},
+             "approvals_voided_on": voided},
+        )  # fmt: skip
+    return customer
+
+
+def _customer_fields(values: dict) -> dict:
+    """Checked model values for the customer fields in `values`, every problem at once."""
+    problems, fields = [], {}
+    for name in ("name", "region", "contact_email"):
+        if name in values:
+            fields[name] = str(values[name] or "").strip()
+    limits = {"name": 200, "region": 16, "contact_email": 254}
+    for name, limit in limits.items():
+        if len(fields.get(name, "")) > limit:
+            problems.append(Problem(name, "too_long", f"at most {limit} characters"))
+    if "name" in values and not fields["name"]:
+        problems.append(Problem("name", "required", "a customer needs a name"))
+    if fields.get("contact_email"):
+        try:
+            validate_email(fields["contact_email"])
+        except ValidationError:
+            problems.append(Problem("contact_email", "invalid", "not an email address"))
+    if "account_owner" in values:
+        username = values["account_owner"] or ""
+        owner = User.objects.filter(username=username, is_active=True).first()
+        if username and owner is None:
+            problems.append(
+                Problem("account_owner", "unknown_user", f"no active user named '{username}'")
+            )
+        fields["account_owner"] = owner
+    if problems:
+        raise Invalid(problems)
+    return fields
+
+
+def _customer_values(customer: Customer) -> dict:
+    owner = customer.account_owner
+    return {
+        "name": customer.name,
+        "region": customer.region,
+        "account_owner": owner.username if owner else "",
+        "contact_email": customer.contact_email,
+    }
 
 
 def add_product(
@@ -147,12 +230,3 @@ def add_product(
             {"name": product.name, "family": family, "risk_class": risk_class},
         )
     return product
-
-
-def _user_or_problem(username: str, field: str) -> User | None:
-    if not username:
-        return None
-    user = User.objects.filter(username=username, is_active=True).first()
-    if user is None:
-        raise Invalid([Problem(field, "unknown_user", f"no active user named '{username}'")])
-    return user

@@ -178,8 +178,7 @@ def attest(pk: int, by: User, outcome: str, rationale: str, now: datetime | None
             review = visible_reviews(by).select_for_update(of=("self",)).filter(pk=pk).first()
             if review is None:
                 raise waivers.NotFound(f"review {pk}")
-            if review.owner_id != by.pk and "admin" not in roles_of(by):
-                raise Denied("not_owner", "only the exception's control owner may attest it")
+            waivers.require_attester(review.waiver, by)
             if review.outcome:
                 raise Denied("already_recorded", f"this review was recorded: {review.outcome}")
             reference = review.waiver.reference

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from django.db.models import Count, F, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 
-from waiverdesk.core.evaluation import ProductFacts, evaluate
+from waiverdesk.core.evaluation import EvaluationError, ProductFacts, evaluate
 from waiverdesk.core.lifecycle import Status
 from waiverdesk.core.policy import Policy
 from waiverdesk.waivers import services
@@ -67,12 +67,16 @@ def replay(draft: Policy, since: datetime, until: datetime | None = None) -> Rep
     for waiver, facts, route in _requests(rows):
         result.requests += 1
         before = Outcome(True, waiver.risk.get("overall", ""), route)
-        evaluation = evaluate(
-            draft, facts, waiver.submitted_at.date(), services.overrides_of(waiver)
-        )
-        after = Outcome(evaluation.eligible, evaluation.risk.overall,
-                        [s.tier for s in evaluation.route],
-                        [p.message for p in evaluation.problems])  # fmt: skip
+        try:
+            evaluation = evaluate(
+                draft, facts, waiver.submitted_at.date(), services.overrides_of(waiver)
+            )
+        except EvaluationError as failed:  # the draft would refuse this request: say where
+            after = Outcome(False, before.level, [], [f"the draft's condition {failed}"])
+        else:
+            after = Outcome(evaluation.eligible, evaluation.risk.overall,
+                            [s.tier for s in evaluation.route],
+                            [p.message for p in evaluation.problems])  # fmt: skip
         load_before.update(before.route)
         load_after.update(after.route if after.eligible else [])
         cycles_before.append(sum(tier_hours.get(t, 0.0) for t in before.route))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
@@ -9,6 +11,7 @@ from django.db.models import Max
 
 from waiverdesk import clock
 from waiverdesk.audit import services as audit
+from waiverdesk.audit.models import AuditEntry
 from waiverdesk.core import explain
 from waiverdesk.core.errors import Denied, Invalid, Problem
 from waiverdesk.core.policy import Policy, PolicyError, load_policy
@@ -150,6 +153,33 @@ def _activate(version: PolicyVersion, current: PolicyVersion | None, by, now) ->
     )
     if current is not None:
         announce(version)
+
+
+def report_failure(digest: str, place: str, detail: str) -> None:
+    """Record, and tell the policy admins, that the version with `digest` failed at `place`
+    on a request: once per version and place."""
+    from waiverdesk.notifications import services as notify
+
+    with transaction.atomic():
+        version = PolicyVersion.objects.select_for_update().filter(sha256=digest).first()
+        if version is None:
+            return
+        known = AuditEntry.objects.filter(
+            action="policy.failed", object_ref=version.audit_ref
+        ).values_list("payload", flat=True)
+        if any(json.loads(payload).get("place") == place for payload in known):
+            return
+        now = clock.now()
+        admins = User.objects.filter(groups__name="policy_admin", is_active=True)
+        body = (
+            f"The condition {place} of policy v{version.number} failed on a request: {detail}.\n"
+            "The request was refused and nothing was saved. Correct the condition and publish "
+            f"a new version: {settings.BASE_URL}/policy/replay/\n-- waiverdesk\n"
+        )
+        for person in notify.readers(admins, "policy.failed"):
+            notify.queue_email(person.email, f"Policy v{version.number} failed at {place}", body,
+                               "policy.failed", now, object_ref=version.audit_ref)  # fmt: skip
+        audit.append("system", "policy.failed", version, {"place": place, "detail": detail}, at=now)
 
 
 def announce(version: PolicyVersion) -> None:

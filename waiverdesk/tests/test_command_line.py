@@ -77,9 +77,13 @@ def test_a_new_version_needs_a_second_policy_admin_from_the_command_line(world, 
 
 
 def test_a_policy_with_a_misspelt_field_behind_or_is_refused_by_check_and_publish(world, tmp_path):
-    text = Path(POLICY_FILE).read_text().replace(
-        "request.financials.concession >= 100000.0 || risk.financial >= 4",
-        "risk.financial >= 4 || request.financials.concesion >= 100000.0",
+    text = (
+        Path(POLICY_FILE)
+        .read_text()
+        .replace(
+            "request.financials.concession >= 100000.0 || risk.financial >= 4",
+            "risk.financial >= 4 || request.financials.concesion >= 100000.0",
+        )
     )
     broken = write(tmp_path, "typo.yaml", text)
     expected = "tiers.2..when: column 43: request.financials has no field 'concesion'"

@@ -156,13 +156,23 @@ class Filters(Schema):
 
 
 class ChangesIn(Schema):
-    """Fields of the request body that change (any of them); more fields are welcome."""
+    """The fields of the request body that change, any of them; those left out stay."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="forbid")
+
+    type: str | None = None
+    customer: str | None = None
+    products: list[str] | None = None
+    license_type: str | None = None
+    region: str | None = None
     start: str | None = None
     end: str | None = None
     scope: dict[str, Any] | None = None
+    financials: dict[str, Any] | None = None
     justification: dict[str, Any] | None = None
+    evidence: dict[str, Any] | None = None
+    outcomes: list[dict[str, Any]] | None = None
+    control_owner: str | None = None
     submit: bool | None = None
 
 

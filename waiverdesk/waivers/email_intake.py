@@ -63,19 +63,22 @@ def receive(raw: bytes, now: datetime) -> Answer:
         part = message.get_body(preferencelist=("plain",))
         fields = _fields(part.get_content() if part else "")
         body = request_form.body_from(fields.get("type", ""), fields)
-        try:
-            with transaction.atomic():
+        # The draft and its answer commit together; a refusal (recorded by the service) and
+        # its answer do too.
+        with transaction.atomic():
+            try:
                 waiver = services.create(body, user, now=now)
+            except Invalid as invalid:
+                lines = [f"  {p.field}: {p.message}" for p in invalid.problems]
+                answer = Answer(
+                    sender, subject, "Nothing was created. Please fix:\n" + "\n".join(lines) + "\n"
+                )
+            except Denied as denied:
+                answer = Answer(sender, subject, f"Nothing was created: {denied.message}.\n")
+            else:
                 answer = _created(sender, subject, waiver.reference)
-                _queue(answer, now)
-            return answer
-        except Invalid as invalid:
-            lines = [f"  {p.field}: {p.message}" for p in invalid.problems]
-            answer = Answer(
-                sender, subject, "Nothing was created. Please fix:\n" + "\n".join(lines) + "\n"
-            )
-        except Denied as denied:
-            answer = Answer(sender, subject, f"Nothing was created: {denied.message}.\n")
+            _queue(answer, now)
+        return answer
     if answer.to:
         with transaction.atomic():
             _queue(answer, now)

@@ -59,6 +59,9 @@ class Waiver(models.Model):
     round = models.PositiveIntegerField(
         default=0, help_text="Submissions so far; routes are per round."
     )
+    editors = models.JSONField(
+        default=dict, help_text="Who edited the request (user id) -> for which round."
+    )
     predecessor = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="successors"
     )

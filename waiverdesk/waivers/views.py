@@ -43,6 +43,7 @@ def request_form_page(request: HttpRequest, type_name: str, reference: str | Non
     waiver = services.get(_visible(request, reference)) if reference else None
     form = request_form.sections(type_name, kind)
     problems: list[Problem] = []
+    refused = False
     values = QueryDict(mutable=True)
     if request.method == "POST":
         values = request.POST
@@ -56,6 +57,11 @@ def request_form_page(request: HttpRequest, type_name: str, reference: str | Non
                 services.edit(waiver.reference, request.user, body, uploads=uploads)
         except Invalid as invalid:
             problems = invalid.problems
+        except Denied as denied:
+            if not denied.code.startswith("control_owner"):
+                raise
+            # A refused control owner is shown at its field, with everything else kept.
+            problems, refused = [Problem("control_owner", denied.code, denied.message)], True
         else:
             done = "submitted for approval" if body["submit"] else "saved as a draft"
             messages.success(request, f"{waiver.reference} {done}.")
@@ -63,7 +69,7 @@ def request_form_page(request: HttpRequest, type_name: str, reference: str | Non
     elif waiver is not None:
         values = _as_form_values(intake.body_of(waiver))
     leftovers = request_form.fill(form, values, problems)
-    status = 422 if problems else 200
+    status = 403 if refused else 422 if problems else 200
     context = {
         "type_name": type_name,
         "kind": kind,

@@ -8,13 +8,13 @@ amendment), ending, implementation and sweeping; separation holds who may do
 what, evaluating what the policy sees, guards what every write shares.
 """
 
-from .deciding import decide, override_risk
+from .deciding import decide, override_risk, void_conflicted_approvals
 from .ending import terminate, withdraw
 from .evaluating import Simulation, evaluate_waiver, facts, facts_of, overrides_of, simulate
 from .filing import Upload, attach, create, edit, next_reference, startable_types, submit
 from .guards import NotFound, get, lock, policy_of, stakeholders, with_parties
 from .implementation import complete_task, may_do
-from .separation import allowed, may_act
+from .separation import allowed, may_act, require_attester
 from .successors import amend, renew
 from .sweeping import due_for_clock, sweep
 
@@ -28,6 +28,7 @@ __all__ = [
     "complete_task",
     "create",
     "decide",
+    "void_conflicted_approvals",
     "due_for_clock",
     "edit",
     "evaluate_waiver",
@@ -42,6 +43,7 @@ __all__ = [
     "overrides_of",
     "policy_of",
     "renew",
+    "require_attester",
     "simulate",
     "stakeholders",
     "startable_types",

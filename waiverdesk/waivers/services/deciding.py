@@ -8,14 +8,17 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import transaction
+from django.db.models import Q
 
 from waiverdesk import clock
 from waiverdesk.audit import services as audit
-from waiverdesk.core.errors import Invalid, Problem
+from waiverdesk.core.errors import Denied, Invalid, Problem
+from waiverdesk.core.lifecycle import UNDER_REVIEW
 from waiverdesk.core.policy import DIMENSIONS, Policy
 from waiverdesk.notifications import services as notify
 
 from ..models import Approval, Condition, RouteStep, Waiver
+from .evaluating import policy_failures_reported
 from .filing import start_round, tell_approvers
 from .guards import (
     lock,
@@ -24,12 +27,14 @@ from .guards import (
     require_predecessor_in_force,
     stakeholders,
     transition,
+    with_parties,
 )
 from .implementation import create_tasks
 from .separation import require_may_act, require_reviewer
 from .successors import supersede
 
 
+@policy_failures_reported
 @refusals_audited("override_risk")
 def override_risk(
     reference: str,
@@ -116,7 +121,7 @@ def decide(
         later = next((s for s in route if s.position > step.position), None)
         if decision == "approve":
             action = "approve_final" if step_done and later is None else "approve_step"
-            _tick_checks(waiver, policy, checks or [], by, now, final=action == "approve_final")
+            _tick_checks(waiver, policy, checks or [], by, now, step, route, step_done)
         else:
             action = decision  # reject | request_changes
         if action == "approve_final" and waiver.kind != Waiver.Kind.NEW:
@@ -181,11 +186,20 @@ def decide(
 
 
 def _tick_checks(
-    waiver: Waiver, policy: Policy, names: list[str], by: User, now: datetime, final: bool
+    waiver: Waiver,
+    policy: Policy,
+    names: list[str],
+    by: User,
+    now: datetime,
+    step: RouteStep,
+    route: list[RouteStep],
+    step_done: bool,
 ) -> None:
-    """Record checks as passed; the approval that decides the waiver needs them all."""
-    required = {c.name for c in policy.types[waiver.type].checks}
-    unknown = sorted(set(names) - required)
+    """Record checks as passed. Each is recorded by the approvers of the tier the policy names
+    for it (when that tier is on the route), else of the final step; the approval that
+    completes that step needs them all."""
+    specs = {c.name: c for c in policy.types[waiver.type].checks}
+    unknown = sorted(set(names) - set(specs))
     if unknown:
         raise Invalid(
             [
@@ -194,15 +208,26 @@ def _tick_checks(
                 )
             ]
         )
+    on_route = {s.tier for s in route}
+    recorder = {n: c.tier if c.tier in on_route else route[-1].tier for n, c in specs.items()}
+    for name in names:
+        if recorder[name] != step.tier:
+            tier = policy.tier(recorder[name])
+            raise Denied(
+                "checks_not_yours",
+                f"“{specs[name].label}” is recorded by the {tier.label or tier.name} step",
+            )
     ticked = {**waiver.checks, **{n: {"by": by.username, "at": now.isoformat()} for n in names}}
-    missing = sorted(required - set(ticked))
-    if final and missing:
+    due = {n for n, tier in recorder.items() if tier == step.tier or step is route[-1]}
+    missing = sorted(due - set(ticked))
+    if step_done and missing:
+        labels = "; ".join(specs[n].label for n in missing)
         raise Invalid(
             [
                 Problem(
                     "checks",
                     "checks_pending",
-                    f"record these checks as passed before approving: {', '.join(missing)}",
+                    f"record these checks as passed before approving: {labels}",
                 )
             ]
         )
@@ -263,3 +288,44 @@ def _tell_decision(waiver, policy, action, step, opened, now) -> None:
         notify.publish("waiver.decided", waiver, {"tier": step.tier}, [waiver.requester], now)
         if opened is not None:
             tell_approvers(waiver, opened.role, opened.tier, now)
+
+
+def void_conflicted_approvals(customer_id: int, owner: User, by: str, now: datetime) -> list[str]:
+    """`owner` has become the customer's account owner: their approvals in the current round
+    of its requests under review no longer count, and the route goes back to their step
+    (approvals given after it, which stood on it, with it). Returns the references."""
+    voided = []
+    waivers = Waiver.objects.select_for_update(of=("self",)).filter(
+        customer_id=customer_id, status__in=UNDER_REVIEW
+    )
+    for waiver in with_parties(waivers).order_by("pk"):
+        if "account_owner" not in policy_of(waiver).document.separation_of_duties.conflicted:
+            continue
+        theirs = Approval.objects.filter(waiver=waiver, round=waiver.round, user=owner).first()
+        if theirs is None:
+            continue
+        step = theirs.step
+        undone = Approval.objects.filter(
+            Q(pk=theirs.pk) | Q(step__position__gt=step.position), waiver=waiver, round=waiver.round
+        )
+        people = sorted(undone.values_list("user__username", flat=True))
+        Condition.objects.filter(approval__in=undone).delete()
+        undone.delete()
+        waiver.current_route().filter(position__gt=step.position).update(
+            status=RouteStep.State.WAITING, opened_at=None, closed_at=None
+        )
+        RouteStep.objects.filter(pk=step.pk).update(status=RouteStep.State.PENDING, closed_at=None)
+        waiver.checks = {n: c for n, c in waiver.checks.items() if c["by"] not in people}
+        previous = waiver.status
+        if not Approval.objects.filter(waiver=waiver, round=waiver.round).exists():
+            waiver.status = transition(waiver, "void_approval")
+        waiver.updated_at = now
+        waiver.save()
+        tell_approvers(waiver, step.role, step.tier, now)
+        moved = {"from": previous, "to": waiver.status} if previous != waiver.status else {}
+        audit.append(by, "waiver.approvals_voided", waiver,
+                     {**moved, "round": waiver.round, "tier": step.tier, "voided": people,
+                      "because": f"{owner.username} became the customer's account owner"},
+                     at=now)  # fmt: skip
+        voided.append(waiver.reference)
+    return voided

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from waiverdesk import clock
-from waiverdesk.core.evaluation import Evaluation, Override, ProductFacts, RequestFacts, evaluate
+from waiverdesk.core.errors import Invalid, Problem
+from waiverdesk.core.evaluation import (
+    Evaluation,
+    EvaluationError,
+    Override,
+    ProductFacts,
+    RequestFacts,
+    evaluate,
+)
 from waiverdesk.core.lifecycle import Status
 from waiverdesk.core.policy import Policy
 from waiverdesk.policies import services as policies
@@ -63,8 +72,39 @@ def evaluate_waiver(
     waiver: Waiver, policy: Policy, now: datetime, products=None, kinds=frozenset()
 ) -> Evaluation:
     """Evaluate a waiver (saved, or unsaved with its `products` and evidence `kinds`) with its
-    risk overrides."""
-    return evaluate(policy, facts(waiver, now, products, kinds), now.date(), overrides_of(waiver))
+    risk overrides; a condition that fails on it refuses the request (PolicyFailed)."""
+    request = facts(waiver, now, products, kinds)
+    try:
+        return evaluate(policy, request, now.date(), overrides_of(waiver))
+    except EvaluationError as failed:
+        raise PolicyFailed(policy.digest, failed.path, failed.detail) from None
+
+
+class PolicyFailed(Invalid):
+    """A published policy's condition failed on a request: the request is refused at the
+    policy's place, and the policy admins are told (`policy_failures_reported`)."""
+
+    def __init__(self, digest: str, place: str, detail: str):
+        self.digest, self.place, self.detail = digest, place, detail
+        message = (
+            f"the policy's condition {place} cannot be applied to this request ({detail}); "
+            "nothing was saved, and the policy admins have been told"
+        )
+        super().__init__([Problem("policy", "policy_failed", message)])
+
+
+def policy_failures_reported(fn):
+    """Tell the policy admins, once per policy place, when `fn` meets a failing condition."""
+
+    @functools.wraps(fn)
+    def inner(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except PolicyFailed as failed:
+            policies.report_failure(failed.digest, failed.place, failed.detail)
+            raise
+
+    return inner
 
 
 def overrides_of(waiver: Waiver) -> dict[str, Override]:
@@ -80,6 +120,7 @@ class Simulation:
     evaluation: Evaluation
 
 
+@policy_failures_reported
 def simulate(
     data: dict[str, Any], now: datetime | None = None, kinds: frozenset[str] = frozenset()
 ) -> Simulation:

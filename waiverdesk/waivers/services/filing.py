@@ -21,7 +21,7 @@ from waiverdesk.policies import services as policies
 
 from .. import attachments, intake
 from ..models import Attachment, RouteStep, Waiver
-from .evaluating import evaluate_waiver, store_evaluation
+from .evaluating import evaluate_waiver, policy_failures_reported, store_evaluation
 from .guards import (
     lock,
     policy_of,
@@ -31,6 +31,7 @@ from .guards import (
     require_requester,
     transition,
 )
+from .separation import require_fit_control_owner
 
 
 def next_reference(year: int) -> str:
@@ -56,6 +57,7 @@ class Upload:
     content_type: str
 
 
+@policy_failures_reported
 def create(
     data: dict[str, Any],
     by: User,
@@ -67,22 +69,20 @@ def create(
     now = now or clock.now()
     resolved = intake.read(data)
     version = policies.active_version()
+    stored: list[tuple[str, attachments.Stored]] = []
     try:
         require_initiator(resolved.body.type, by, version)
-    except Denied as denied:
-        record_refusal("create", denied, by, "")
-        raise
-    stored = _store_uploads(uploads)
-    try:
+        stored = _store_uploads(uploads)
         with transaction.atomic():
-            waiver = create_draft(
+            return create_draft(
                 resolved, by, now, version=version, submit=resolved.body.submit, uploads=stored
             )
-    except BaseException:
+    except BaseException as failure:
         for _kind, file in stored:
             attachments.discard_unless_used(file.sha256)
+        if isinstance(failure, Denied):
+            record_refusal("create", failure, by, "")
         raise
-    return waiver
 
 
 def _store_uploads(uploads) -> list[tuple[str, attachments.Stored]]:
@@ -139,6 +139,7 @@ def create_draft(
     evaluation = evaluate_waiver(
         waiver, policies.compiled(version), now, resolved.products, frozenset(k for k, _ in uploads)
     )
+    require_fit_control_owner(waiver, evaluation.route)
     store_evaluation(waiver, evaluation)
     waiver.save()
     Waiver.products.through.objects.bulk_create(
@@ -191,6 +192,7 @@ def startable_types(by: User) -> list[tuple[str, Any]]:
     return [(name, t) for name, t in policy.document.types.items() if _may_start(t, by)]
 
 
+@policy_failures_reported
 @refusals_audited("edit")
 def edit(
     reference: str,
@@ -209,9 +211,7 @@ def edit(
             under_review = waiver.status in UNDER_REVIEW
             transition(waiver, "edit_under_review" if under_review else "edit")
             require_requester(waiver, by)
-            for evidence_kind, file in stored:
-                _record_attachment(waiver, evidence_kind, file, by, now)
-            _change(waiver, by, changes, under_review, now)
+            _change(waiver, by, changes, under_review, now, evidence=stored)
             if changes.get("submit") and not under_review:
                 _submit(waiver, by, now)
     except BaseException:
@@ -221,7 +221,11 @@ def edit(
     return waiver
 
 
-def _change(waiver: Waiver, by: User, changes: dict, under_review: bool, now: datetime) -> None:
+def _change(
+    waiver: Waiver, by: User, changes: dict, under_review: bool, now: datetime, evidence=()
+) -> list[Attachment]:
+    """Apply `changes` and add `evidence` (stored files, by kind); under review, any change,
+    evidence included, starts a new round. Whoever changes it may not decide that round."""
     target = transition(waiver, "edit_under_review" if under_review else "edit")
     before = intake.body_of(waiver)
     body = intake.merge(before, {k: v for k, v in changes.items() if k != "submit"})
@@ -231,15 +235,20 @@ def _change(waiver: Waiver, by: User, changes: dict, under_review: bool, now: da
     for name, value in resolved.fields().items():
         setattr(waiver, name, value)
     waiver.products.set(resolved.products)
+    added = [_record_attachment(waiver, kind, file, by, now) for kind, file in evidence]
     after = intake.body_of(waiver)
     changed = sorted(k for k in after if after[k] != before[k])
-    if not changed:
-        return
+    if not changed and not added:
+        return added
     previous = waiver.status
     if under_review:
         start_round(waiver, now)
     else:
-        store_evaluation(waiver, evaluate_waiver(waiver, policy_of(waiver), now))
+        evaluation = evaluate_waiver(waiver, policy_of(waiver), now)
+        require_fit_control_owner(waiver, evaluation.route)
+        store_evaluation(waiver, evaluation)
+    # The round this edit shapes: the new one under review, else the next submission's.
+    waiver.editors = {**waiver.editors, str(by.pk): waiver.round + (not under_review)}
     waiver.status, waiver.updated_at = target, now
     waiver.save()
     audit.append(
@@ -250,12 +259,15 @@ def _change(waiver: Waiver, by: User, changes: dict, under_review: bool, now: da
             "from": previous,
             "to": target,
             "changed": {k: [before[k], after[k]] for k in changed},
+            "evidence_added": [a.kind for a in added],
             "approvals_reset": under_review,
         },
         at=now,
     )
+    return added
 
 
+@policy_failures_reported
 @refusals_audited("submit")
 def submit(reference: str, by: User, now: datetime | None = None) -> Waiver:
     """Submit a draft (or a request returned for changes) for approval."""
@@ -321,6 +333,7 @@ def start_round(
         raise Invalid(problems)
     if waiver.kind == Waiver.Kind.RENEWAL:
         require_predecessor_in_force(waiver, now.date())
+    require_fit_control_owner(waiver, evaluation.route)
     waiver.policy_version = version
     waiver.round += 1
     waiver.checks = {}
@@ -356,7 +369,8 @@ def attach(
     kind: str,
     now: datetime | None = None,
 ) -> Attachment:
-    """Store a file of evidence with a request that is still open."""
+    """Store a file of evidence with a request that is still open; under review, new evidence
+    starts a new round, as any other change does."""
     now = now or clock.now()
     if not _KIND.match(kind or ""):
         raise Invalid([Problem("kind", "invalid", "name the evidence, e.g. usage_forecast")])
@@ -366,7 +380,8 @@ def attach(
             waiver = lock(reference)
             transition(waiver, "attach")
             require_requester(waiver, by)
-            attachment = _record_attachment(waiver, kind, stored, by, now)
+            under_review = waiver.status in UNDER_REVIEW
+            (attachment,) = _change(waiver, by, {}, under_review, now, [(kind, stored)])
     except BaseException:
         attachments.discard_unless_used(stored.sha256)
         raise

@@ -24,22 +24,50 @@ def may_act(waiver: Waiver, by: User) -> str | None:
     return None
 
 
+def predecessors(waiver: Waiver) -> list[Waiver]:
+    """The exceptions `waiver` continues (renews or amends), nearest first."""
+    chain, seen = [], {waiver.pk}
+    earlier = waiver.predecessor
+    while earlier is not None and earlier.pk not in seen:
+        chain.append(earlier)
+        seen.add(earlier.pk)
+        earlier = earlier.predecessor
+    return chain
+
+
+def conflicted(waiver: Waiver, policy: Policy) -> dict[int, tuple[str, str]]:
+    """Who may neither decide on `waiver` nor shape its decision now: user id -> (code, why).
+
+    The requester, every requester of the exceptions it continues, its control owner, the
+    customer's account owner as it is now (when the policy marks account owners), and whoever
+    edited the request for the current round.
+    """
+    people: dict[int, tuple[str, str]] = {}
+
+    def mark(pk: int | None, code: str, why: str) -> None:
+        if pk is not None:
+            people.setdefault(pk, (code, why))
+
+    mark(waiver.requester_id, "self_approval", "you requested this waiver")
+    for earlier in predecessors(waiver):
+        mark(earlier.requester_id, "self_approval",
+             f"you requested {earlier.reference}, which this {waiver.kind} continues")  # fmt: skip
+    if "account_owner" in policy.document.separation_of_duties.conflicted:
+        mark(waiver.customer.account_owner_id, "conflict_of_interest",
+             "you own this customer's account")  # fmt: skip
+    mark(waiver.control_owner_id, "conflict_of_interest", "you are its control owner")
+    for pk, edited_round in waiver.editors.items():
+        if edited_round == waiver.round:
+            mark(int(pk), "edited_this_round", "you edited this request in this round")
+    return people
+
+
 def require_may_act(waiver: Waiver, step: RouteStep | None, by: User, policy: Policy) -> None:
     if step is None:
         raise Denied("nothing_pending", "no step of this waiver is waiting for a decision")
-    if by.pk == waiver.requester_id:
-        raise Denied("self_approval", "you requested this waiver, so you may not decide on it")
-    conflicted = policy.document.separation_of_duties.conflicted
-    if "account_owner" in conflicted and waiver.customer.account_owner_id == by.pk:
-        raise Denied(
-            "conflict_of_interest",
-            "you own this customer's account, so you may not decide on its exceptions",
-        )
-    if "control_owner" in conflicted and waiver.control_owner_id == by.pk:
-        raise Denied(
-            "conflict_of_interest",
-            "you are the control owner of this waiver, so you may not decide on it",
-        )
+    if by.pk in (people := conflicted(waiver, policy)):
+        code, why = people[by.pk]
+        raise Denied(code, f"{why}, so you may not decide on it")
     if step.role not in roles_of(by):
         raise Denied("missing_role", f"the {step.tier} step needs the {step.role} role")
     if Approval.objects.filter(waiver=waiver, round=waiver.round, user=by).exists():
@@ -50,11 +78,45 @@ def require_may_act(waiver: Waiver, step: RouteStep | None, by: User, policy: Po
 
 
 def require_reviewer(waiver: Waiver, by: User) -> None:
-    if by.pk == waiver.requester_id:
-        raise Denied("self_approval", "the requester may not override the risk of their request")
+    """Whoever may not decide may not shape the decision: a risk override is a reviewer's."""
+    if by.pk in (people := conflicted(waiver, policy_of(waiver))):
+        code, why = people[by.pk]
+        raise Denied(code, f"{why}, so you may not override its risk")
     route_roles = set(waiver.current_route().values_list("role", flat=True))
     if not roles_of(by) & (route_roles | {"policy_admin"}):
         raise Denied("not_reviewer", "only a reviewer on this route may override its risk")
+
+
+def require_fit_control_owner(waiver: Waiver, route: tuple = ()) -> None:
+    """The control owner holds the role and has no stake in the request: not its requester
+    (nor the requester of what it continues), not the customer's account owner, and nobody
+    who approves on its `route` (the evaluation's steps)."""
+    owner = waiver.control_owner
+    if owner is None:
+        return
+    name = owner.username
+    if "control_owner" not in roles_of(owner):
+        raise Denied("control_owner_role", f"{name} does not hold the control_owner role")
+    requesters = {waiver.requester_id, *(w.requester_id for w in predecessors(waiver))}
+    deciding = roles_of(owner) & {step.role for step in route}
+    reason = None
+    if owner.pk in requesters:
+        reason = "the control owner must not be the requester"
+    elif owner.pk == waiver.customer.account_owner_id:
+        reason = "the control owner must not be the customer's account owner"
+    elif deciding:
+        reason = f"they approve on this request's route ({', '.join(sorted(deciding))})"
+    if reason:
+        raise Denied("control_owner_conflict", f"{name} cannot be the control owner: {reason}")
+
+
+def require_attester(waiver: Waiver, by: User) -> None:
+    """A governance review is attested by the exception's control owner, holding the role,
+    who did not request it."""
+    if by.pk != waiver.control_owner_id or "control_owner" not in roles_of(by):
+        raise Denied("not_owner", "only the exception's control owner may attest it")
+    if by.pk == waiver.requester_id:
+        raise Denied("self_attestation", "you requested this exception, so you may not attest it")
 
 
 def require_terminator(waiver: Waiver, by: User) -> None:

@@ -17,6 +17,7 @@ from waiverdesk.notifications import services as notify
 
 from .. import intake
 from ..models import Waiver
+from .evaluating import policy_failures_reported
 from .filing import create_draft, require_initiator
 from .guards import lock, refusals_audited, require_requester, stakeholders, transition
 
@@ -36,6 +37,7 @@ def supersede(old: Waiver, new: Waiver, by: User, now: datetime) -> None:
     )
 
 
+@policy_failures_reported
 @refusals_audited("renew")
 def renew(reference: str, by: User, data: dict[str, Any], now: datetime | None = None) -> Waiver:
     """Request a renewal: a new linked request with fresh justification and its own route."""
@@ -55,6 +57,7 @@ def renew(reference: str, by: User, data: dict[str, Any], now: datetime | None =
     return _successor(reference, by, changes, "renew", Waiver.Kind.RENEWAL, now)
 
 
+@policy_failures_reported
 @refusals_audited("amend")
 def amend(reference: str, by: User, data: dict[str, Any], now: datetime | None = None) -> Waiver:
     """Request an amendment (scope or dates): a linked request that goes through policy again."""

@@ -44,7 +44,7 @@ def test_the_pdf_reads_back_with_the_same_terms(approved):
 def test_sending_the_notice_emails_the_contact_and_completes_the_task(approved, world, smtp_server):
     with pytest.raises(Invalid, match="no contact address"):
         notice.send(approved.reference, world["rita"], NOW)
-    directory.add_customer("GLOBEX-002", "Globex", "AMER", contact_email="licensing@globex.example")
+    directory.update_customer("GLOBEX-002", {"contact_email": "licensing@globex.example"})
     with pytest.raises(Denied):
         notice.send(approved.reference, world["sam"], NOW)
     assert notice.send(approved.reference, world["rita"], NOW) == "licensing@globex.example"

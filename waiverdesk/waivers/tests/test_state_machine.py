@@ -1,5 +1,7 @@
 """A hypothesis state machine over the services: whatever people do, in whatever order,
-the rules hold."""
+the rules hold. People hold several roles at once; they create, edit, override, decide, renew,
+amend, change account owners and attest, and the machine keeps its own account of who has a
+stake in each request at each moment, to hold the services to it."""
 
 import contextlib
 import json
@@ -14,6 +16,7 @@ from hypothesis.stateful import (
     RuleBasedStateMachine,
     initialize,
     invariant,
+    multiple,
     rule,
     run_state_machine_as_test,
 )
@@ -21,10 +24,14 @@ from hypothesis.stateful import (
 from waiverdesk.audit import services as audit
 from waiverdesk.audit.models import AuditEntry
 from waiverdesk.core.errors import Denied, Invalid
-from waiverdesk.core.lifecycle import TERMINAL, TRANSITIONS
+from waiverdesk.core.lifecycle import IN_FORCE, TERMINAL, TRANSITIONS, UNDER_REVIEW
+from waiverdesk.directory import services as directory
+from waiverdesk.governance import reviews
+from waiverdesk.governance.models import Review
 from waiverdesk.testing import NOW, big_discount_body, request_body
 from waiverdesk.waivers import services
 from waiverdesk.waivers.models import Approval, RouteStep, Waiver
+from waiverdesk.waivers.services import NotFound
 
 BODIES = [
     request_body(),  # one manager
@@ -45,7 +52,19 @@ APPROVERS = [
     "erin",
     "rita",
     "charlie",
+    "adam",
+    "olga",
 ]
+REQUESTERS = ["rita", "mark", "dana"]  # mark manages sales, dana is on the deal desk too
+CONTROL_OWNERS = ["olga", "olga", "mona"]  # mona approves on every route: always refused
+EXTRA_ROLES = {
+    "mona": ["control_owner"],
+    "dana": ["requester"],
+    "adam": ["sales_manager", "deal_desk"],  # an admin who can edit anyone's request
+    "olga": ["policy_admin"],
+}
+CUSTOMERS = ["GLOBEX-002", "ACME-001"]
+FRESH = {"benefit": "b", "customer_impact": "c", "why_not_standard": "w"}
 ALLOWED_MOVES = {(src, dst) for sources, dst in TRANSITIONS.values() if dst for src in sources}
 
 
@@ -53,13 +72,33 @@ class WaiverLife(RuleBasedStateMachine):
     people: dict = {}
     waivers = Bundle("waivers")
 
-    @initialize()
-    def start(self):
+    @initialize(
+        target=waivers,
+        who=st.sampled_from(REQUESTERS),
+        body=st.sampled_from(BODIES),
+        approved=st.booleans(),
+    )
+    def start(self, who, body, approved):
         # Each example runs in a savepoint that is rolled back, so examples do not see each other.
         self.atomic = transaction.atomic()
         self.atomic.__enter__()
         self.now = NOW
         self.ended: dict[str, str] = {}
+        # The machine's own account of who has a stake in what.
+        self.requester: dict[str, str] = {}
+        self.predecessor: dict[str, str | None] = {}
+        self.control_owner: dict[str, str] = {}
+        self.edits: dict[str, dict[str, int]] = {}  # ref -> person -> round the edit shapes
+        self.account_owner = {"GLOBEX-002": None, "ACME-001": "mark"}
+        self.customer: dict[str, str] = {}
+        self.stake_when_given: dict[int, bool] = {}  # approval -> conflicted when given
+        self.voided: set[int] = set()
+        self.attested_with_stake: list[int] = []
+        # One request to begin with, approved or waiting for its first decision.
+        ref = self.create(body, True, who, "olga", "GLOBEX-002")
+        if approved:
+            self.approve_all_the_way(ref)
+        return ref
 
     def teardown(self):
         transaction.set_rollback(True)
@@ -70,35 +109,170 @@ class WaiverLife(RuleBasedStateMachine):
         with contextlib.suppress(Denied, Invalid):
             action()
 
-    @rule(target=waivers, body=st.sampled_from(BODIES), submit=st.booleans())
-    def create(self, body, submit):
+    @rule(
+        target=waivers,
+        body=st.sampled_from(BODIES),
+        submit=st.booleans(),
+        who=st.sampled_from(REQUESTERS),
+        owner=st.sampled_from(CONTROL_OWNERS),
+        customer=st.sampled_from(CUSTOMERS),
+    )
+    def create(self, body, submit, who, owner, customer):
         # The same request shape, starting four weeks after the (moving) clock.
         start, end = date.fromisoformat(body["start"]), date.fromisoformat(body["end"])
         new_start = self.now.date() + timedelta(days=28)
         dates = {"start": new_start.isoformat(), "end": (new_start + (end - start)).isoformat()}
-        waiver = services.create(
-            {**body, **dates, "submit": submit}, self.people["rita"], now=self.now
-        )
+        try:
+            waiver = services.create(
+                {**body, **dates, "submit": submit, "control_owner": owner, "customer": customer},
+                self.people[who],
+                now=self.now,
+            )
+        except (Denied, Invalid):
+            return multiple()
+        self.remember(waiver.reference, who, None, owner, customer)
         return waiver.reference
+
+    def remember(self, ref, requester, predecessor, owner, customer):
+        self.requester[ref], self.predecessor[ref] = requester, predecessor
+        self.control_owner[ref], self.customer[ref] = owner, customer
+        self.edits[ref] = {}
+
+    def stake(self, ref: str, person: str) -> bool:
+        """Whether `person` has a stake in `ref` now, by the machine's own account."""
+        chain, earlier = [], self.predecessor[ref]
+        while earlier:
+            chain.append(self.requester[earlier])
+            earlier = self.predecessor[earlier]
+        current = Waiver.objects.get(reference=ref).round
+        return (
+            person in (self.requester[ref], *chain, self.control_owner[ref])
+            or person == self.account_owner[self.customer[ref]]
+            or self.edits[ref].get(person) == current
+        )
 
     @rule(ref=waivers)
     def submit(self, ref):
-        self.attempt(lambda: services.submit(ref, self.people["rita"], now=self.now))
+        self.attempt(lambda: services.submit(ref, self.people[self.requester[ref]], now=self.now))
 
-    @rule(ref=waivers, seats=st.integers(1, 900))
-    def edit(self, ref, seats):
-        self.attempt(
-            lambda: services.edit(
-                ref, self.people["rita"], {"scope": {"seats": seats}}, now=self.now
-            )
-        )
+    @rule(ref=waivers, seats=st.integers(1, 900), by_admin=st.booleans())
+    def edit(self, ref, seats, by_admin):
+        who = "adam" if by_admin else self.requester[ref]
+        under_review = Waiver.objects.get(reference=ref).status in UNDER_REVIEW
+        with contextlib.suppress(Denied, Invalid):
+            services.edit(ref, self.people[who], {"scope": {"seats": seats}}, now=self.now)
+            waiver = Waiver.objects.get(reference=ref)
+            self.edits[ref][who] = waiver.round + (not under_review)
 
     @rule(ref=waivers, who=st.sampled_from(APPROVERS), checks=st.booleans())
     def approve_as_anyone(self, ref, who, checks):
         names = ["contract_allows_discount", "revenue_recognition"] if checks else []
-        self.attempt(
-            lambda: services.decide(ref, self.people[who], "approve", checks=names, now=self.now)
-        )
+        had_stake = self.stake(ref, who)
+        with contextlib.suppress(Denied, Invalid):
+            services.decide(ref, self.people[who], "approve", checks=names, now=self.now)
+            waiver = Waiver.objects.get(reference=ref)
+            given = Approval.objects.get(waiver=waiver, round=waiver.round, user=self.people[who])
+            self.stake_when_given[given.pk] = had_stake
+            assert not had_stake, f"{who} decided {ref} with a stake in it"
+
+    @rule(ref=waivers)
+    def approve_all_the_way(self, ref):
+        """Whoever may decide approves, step after step (the checks at the step that records
+        them), as far as the route goes."""
+        for _step in range(8):
+            waiver = services.get(ref)
+            who = next((p for p in APPROVERS if services.may_act(waiver, self.people[p]) is None),
+                       None)  # fmt: skip
+            if who is None:
+                return
+            try:
+                services.decide(ref, self.people[who], "approve", now=self.now)
+            except Invalid:  # the checks are this step's to record
+                self.approve_as_anyone(ref, who, checks=True)
+            except Denied:
+                return
+            else:
+                decided = Waiver.objects.get(reference=ref)
+                given = Approval.objects.get(waiver=decided, round=decided.round,
+                                             user=self.people[who])  # fmt: skip
+                self.stake_when_given[given.pk] = self.stake(ref, who)
+
+    @rule(ref=waivers, data=st.data())
+    def approve_as_a_stakeholder(self, ref, data):
+        """Those with a stake try their luck: the requesters of the chain, the control owner,
+        the account owner, the editors of the round."""
+        earlier, chain = self.predecessor[ref], []
+        while earlier:
+            chain.append(self.requester[earlier])
+            earlier = self.predecessor[earlier]
+        owner = self.account_owner[self.customer[ref]]
+        people = [self.requester[ref], *chain, *chain, self.control_owner[ref], *self.edits[ref]]
+        people += [owner] if owner else []
+        self.approve_as_anyone(ref, data.draw(st.sampled_from(people)), checks=False)
+
+    @rule(ref=waivers, who=st.sampled_from(APPROVERS), score=st.integers(1, 5))
+    def override(self, ref, who, score):
+        had_stake = self.stake(ref, who)
+        with contextlib.suppress(Denied, Invalid):
+            services.override_risk(ref, self.people[who], "financial", score, "x", now=self.now)
+            assert not had_stake, f"{who} shaped {ref} with a stake in it"
+
+    @rule(target=waivers, ref=waivers, by_admin=st.booleans(), renewal=st.booleans())
+    def renew_or_amend(self, ref, by_admin, renewal):
+        who = "adam" if by_admin else self.requester[ref]
+        try:
+            if renewal:
+                end = Waiver.objects.get(reference=ref).end + timedelta(days=30)
+                body = {"end": end.isoformat(), "justification": FRESH, "submit": True}
+                new = services.renew(ref, self.people[who], body, now=self.now)
+            else:
+                new = services.amend(ref, self.people[who], {"scope": {"seats": 7}, "submit": True},
+                                     now=self.now)  # fmt: skip
+        except (Denied, Invalid):
+            return multiple()
+        self.remember(new.reference, who, ref, self.control_owner[ref], self.customer[ref])
+        return new.reference
+
+    @rule(target=waivers, ref=waivers, renewal=st.booleans())
+    def an_admin_continues_it_and_its_requester_decides(self, ref, renewal):
+        """The walk-around: someone else files the renewal or amendment, and the original
+        requester, who approves for their tier, decides it."""
+        new = self.renew_or_amend(ref, True, renewal)
+        if isinstance(new, str):
+            self.approve_as_anyone(new, self.requester[ref], checks=False)
+        return new
+
+    @rule(customer=st.sampled_from(CUSTOMERS), owner=st.sampled_from([None, *APPROVERS[:6]]))
+    def change_account_owner(self, customer, owner):
+        # The new owner's approvals this round on the customer's open requests no longer count.
+        for waiver in Waiver.objects.filter(customer__external_id=customer,
+                                            status__in=UNDER_REVIEW):  # fmt: skip
+            self.voided.update(
+                Approval.objects.filter(
+                    waiver=waiver, round=waiver.round, user__username=owner
+                ).values_list("pk", flat=True)
+            )
+        directory.update_customer(customer, {"account_owner": owner or ""})
+        self.account_owner[customer] = owner
+        assert not Approval.objects.filter(pk__in=self.voided).exists()
+
+    @rule(ref=waivers)
+    def make_an_approver_the_account_owner(self, ref):
+        waiver = Waiver.objects.get(reference=ref)
+        given = Approval.objects.filter(waiver=waiver, round=waiver.round).first()
+        if waiver.status in UNDER_REVIEW and given is not None:
+            self.change_account_owner(self.customer[ref], given.user.username)
+
+    @rule(who=st.sampled_from(["olga", "mona", "adam", "rita", "audrey"]))
+    def attest(self, who):
+        review = Review.objects.filter(outcome="").select_related("waiver").first()
+        if review is None:
+            return
+        ref = review.waiver.reference
+        with contextlib.suppress(Denied, Invalid, NotFound):
+            reviews.attest(review.pk, self.people[who], "still_needed", "fine", now=self.now)
+            if who != self.control_owner[ref] or who == self.requester[ref]:
+                self.attested_with_stake.append(review.pk)
 
     @rule(ref=waivers, checks=st.booleans())
     def approve_as_someone_who_may(self, ref, checks):
@@ -127,6 +301,17 @@ class WaiverLife(RuleBasedStateMachine):
     def advance_clock(self, days):
         self.now += timedelta(days=days)
         services.sweep(now=self.now)
+        reviews.run(self.now)
+
+    @invariant()
+    def nothing_in_force_was_decided_by_anyone_with_a_stake(self):
+        for waiver in Waiver.objects.filter(status__in=IN_FORCE):
+            for pk in Approval.objects.filter(waiver=waiver, round=waiver.round).values_list(
+                "pk", flat=True
+            ):
+                assert self.stake_when_given.get(pk) is False, (waiver.reference, pk)
+                assert pk not in self.voided, (waiver.reference, pk)
+        assert not self.attested_with_stake
 
     @invariant()
     def nobody_approves_their_own_request(self):
@@ -171,12 +356,14 @@ class WaiverLife(RuleBasedStateMachine):
 
 
 def test_the_rules_hold_whatever_people_do(world):
-    WaiverLife.people = world
+    for name, roles in EXTRA_ROLES.items():
+        directory.add_user(name, roles)
+    WaiverLife.people = {name: type(user).objects.get(pk=user.pk) for name, user in world.items()}
     run_state_machine_as_test(
         WaiverLife,
         settings=settings(
-            max_examples=40,
-            stateful_step_count=30,
+            max_examples=100,
+            stateful_step_count=40,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow],
         ),
