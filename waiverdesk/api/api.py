@@ -12,6 +12,7 @@ from ninja.security import HttpBearer
 from waiverdesk.core.errors import Denied, Invalid
 from waiverdesk.core.policy import PolicyError
 from waiverdesk.policies.services import NoActivePolicy
+from waiverdesk.waivers.intake import describe
 from waiverdesk.waivers.services import NotFound
 
 from . import services
@@ -94,7 +95,9 @@ def _schema_invalid(request, exc: ValidationError):
         code = {"missing": "required", "extra_forbidden": "unknown_field"}.get(
             error.get("type", ""), "invalid"
         )
-        items.append({"field": field, "code": code, "message": error.get("msg", "is invalid")})
+        kind, ctx = error.get("type", ""), error.get("ctx") or {}
+        message = describe(kind, ctx, error.get("msg", "is invalid"), field)
+        items.append({"field": field, "code": code, "message": message})
     return errors(request, 422, items)
 
 

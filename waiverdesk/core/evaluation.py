@@ -35,6 +35,7 @@ class RequestFacts:
     end: date
     scope: dict[str, Any] = field(default_factory=dict)
     financials: dict[str, Any] = field(default_factory=dict)
+    money: dict[str, Any] = field(default_factory=dict)  # the figures in the base currency
     justification: dict[str, Any] = field(default_factory=dict)
     evidence: dict[str, Any] = field(default_factory=dict)
     attachment_kinds: frozenset[str] = frozenset()
@@ -138,6 +139,8 @@ def request_facts(policy: Policy, request: RequestFacts) -> dict[str, Any]:
     financials = request.financials or {}
     list_value = float(financials.get("list_value") or 0)
     concession = float(financials.get("concession") or 0)
+    revenue_effect = float(financials.get("revenue_effect") or 0)
+    base = request.money or {}  # recorded at submission; without it the figures are in base
     max_duration = exception_type.max_duration_days if exception_type else 0
     window = (exception_type.review_window_days or max_duration) if exception_type else 0
     return {
@@ -171,7 +174,11 @@ def request_facts(policy: Policy, request: RequestFacts) -> dict[str, Any]:
             "list_value": list_value,
             "concession": concession,
             "concession_pct": round(100.0 * concession / list_value, 2) if list_value else 0.0,
-            "revenue_effect": float(financials.get("revenue_effect") or 0),
+            "revenue_effect": revenue_effect,
+            "base_currency": policy.document.base_currency,
+            "list_value_base": float(base.get("list_value_base", list_value)),
+            "concession_base": float(base.get("concession_base", concession)),
+            "revenue_effect_base": float(base.get("revenue_effect_base", revenue_effect)),
         },
     }
 

@@ -188,6 +188,8 @@ class Report(_Strict):
 class PolicyDocument(_Strict):
     name: str
     summary: str = ""
+    # Thresholds are in this currency; requests are converted to it when submitted.
+    base_currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$")
     types: dict[Name, ExceptionType]
     tiers: list[Tier]
     risk: RiskModel = RiskModel()
@@ -381,6 +383,7 @@ _MESSAGES = {
     "dict_type": "must be a mapping",
     "model_type": "must be a mapping",
     "string_pattern_mismatch": "must be a lower-case name (letters, digits, _)",
+    "string_pattern_mismatch_currency": "must be a currency code such as EUR or USD",
 }
 
 
@@ -399,6 +402,8 @@ def _describe(error: dict[str, Any]) -> str:
         message = f"must be one of {ctx.get('expected')}"
     elif kind == "value_error":
         message = str(ctx.get("error", error["msg"]))
+    elif kind == "string_pattern_mismatch" and path == "base_currency":
+        message = _MESSAGES["string_pattern_mismatch_currency"]
     else:
         message = _MESSAGES.get(kind, error["msg"].lower())
     return f"{path}: {message}"

@@ -52,3 +52,29 @@ class Product(models.Model):
     @property
     def audit_ref(self) -> str:
         return self.code
+
+
+class ExchangeRate(models.Model):
+    """How many units of `currency` one unit of `base` buys from `day` on (ECB convention);
+    reference data that converts requests' money to the policy's base currency."""
+
+    base = models.CharField(max_length=3)
+    currency = models.CharField(max_length=3)
+    day = models.DateField()
+    rate = models.DecimalField(max_digits=24, decimal_places=10)
+    source = models.CharField(max_length=200, blank=True)
+    imported_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["base", "currency", "-day"]
+        constraints = [
+            models.UniqueConstraint(fields=["base", "currency", "day"], name="rate_one_per_day"),
+            models.CheckConstraint(condition=models.Q(rate__gt=0), name="rate_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"1 {self.base} = {self.rate} {self.currency} from {self.day}"
+
+    @property
+    def audit_ref(self) -> str:
+        return f"{self.base}/{self.currency}/{self.day}"

@@ -182,6 +182,8 @@ def _measured(recent, name: str):
         return recent.alias(span=span), lambda low, high: Q(span__gte=days(low),
                                                             span__lt=days(high))  # fmt: skip
     key = name.replace(".", "__")
+    if name.startswith("financials.") and name.endswith("_base"):
+        key = f"money__{name.split('.')[1]}"  # recorded in the base currency at submission
     return recent, lambda low, high: Q(**{f"{key}__gte": low, f"{key}__lt": high})
 
 

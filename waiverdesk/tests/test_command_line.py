@@ -81,12 +81,12 @@ def test_a_policy_with_a_misspelt_field_behind_or_is_refused_by_check_and_publis
         Path(POLICY_FILE)
         .read_text()
         .replace(
-            "request.financials.concession >= 100000.0 || risk.financial >= 4",
-            "risk.financial >= 4 || request.financials.concesion >= 100000.0",
+            "request.financials.concession_base >= 100000.0 || risk.financial >= 4",
+            "risk.financial >= 4 || request.financials.concesion_base >= 100000.0",
         )
     )
     broken = write(tmp_path, "typo.yaml", text)
-    expected = "tiers.2..when: column 43: request.financials has no field 'concesion'"
+    expected = "tiers.2..when: column 43: request.financials has no field 'concesion_base'"
     for args in (("policy", "check", broken), ("policy", "publish", broken, "--as", "paula")):
         with pytest.raises(CommandError, match=expected):
             run(*args)

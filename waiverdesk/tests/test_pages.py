@@ -311,7 +311,7 @@ def test_a_person_chooses_which_events_they_are_emailed_about(world):
 
 def test_the_policy_page_explains_the_rules_in_plain_language(world):
     page = client_for("charlie").get("/policy/").content.decode()
-    assert "the concession is 25,000 or more" in page
+    assert "the concession in the base currency is 25,000 or more" in page
     assert "Who approves my request?" in page
     assert "Volume discount not normally offered" in page
 

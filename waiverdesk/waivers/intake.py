@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Annotated, Any
 
 from django.contrib.auth.models import User
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from waiverdesk.core.errors import Invalid, Problem
 from waiverdesk.directory.models import Customer, Product
@@ -19,49 +27,76 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
+# Bounds that every channel states and checks, so no value reaches a column, a JSON
+# document or a policy condition that cannot hold it.
+MONEY = 1e15  # a quadrillion in any currency
+COUNT = 10_000_000  # seats, quantities
+TEXT = 10_000  # justifications, evidence as text
+Amount = Annotated[float, Field(ge=0, le=MONEY, allow_inf_nan=False)]
+Count = Annotated[int, Field(ge=0, le=COUNT)]
+Short = Annotated[str, Field(max_length=200)]
+Long = Annotated[str, Field(max_length=TEXT)]
+Code = Annotated[str, Field(min_length=1, max_length=64)]
+
+
 class Scope(_Body):
     model_config = ConfigDict(extra="allow", str_strip_whitespace=True)
-    seats: int | None = Field(default=None, ge=0)
-    quantity: int | None = Field(default=None, ge=0)
-    discount_pct: float | None = Field(default=None, ge=0, le=100)
-    features: list[str] = []
+    seats: Count | None = None
+    quantity: Count | None = None
+    discount_pct: float | None = Field(default=None, ge=0, le=100, allow_inf_nan=False)
+    features: list[Annotated[str, Field(max_length=100)]] = Field(default=[], max_length=50)
+
+    @model_validator(mode="after")
+    def _short_extras(self):
+        for name, value in (self.model_extra or {}).items():
+            fits = isinstance(value, str | bool | None) and len(str(value)) <= 200
+            fits = fits or (isinstance(value, int | float) and math.isfinite(value)
+                            and abs(value) <= MONEY)  # fmt: skip
+            if len(name) > 60 or not fits:
+                raise ValueError(f"scope.{name[:60]}: a short text or a number")
+        return self
 
 
 class Financials(_Body):
-    currency: str = Field(default="", max_length=3)
-    list_value: float | None = Field(default=None, ge=0)
-    concession: float | None = Field(default=None, ge=0)
-    revenue_effect: float | None = None
+    currency: str = Field(default="", pattern=r"^([A-Za-z]{3})?$")
+    list_value: Amount | None = None
+    concession: Amount | None = None
+    revenue_effect: float | None = Field(default=None, ge=-MONEY, le=MONEY, allow_inf_nan=False)
+
+    @field_validator("currency")
+    @classmethod
+    def _upper(cls, value: str) -> str:
+        return value.upper()
 
 
 class Justification(_Body):
-    benefit: str = ""
-    alternatives: str = ""
-    customer_impact: str = ""
-    why_not_standard: str = ""
+    benefit: Long = ""
+    alternatives: Long = ""
+    customer_impact: Long = ""
+    why_not_standard: Long = ""
 
 
 class Outcome(_Body):
-    metric: str = Field(min_length=1)
-    target: str | float
+    metric: Short = Field(min_length=1)
+    target: Short | Annotated[float, Field(allow_inf_nan=False, ge=-MONEY, le=MONEY)]
 
 
 class WaiverBody(_Body):
     """The canonical request body of SPEC §7."""
 
-    type: str = Field(min_length=1)
-    customer: str = Field(min_length=1)
-    products: list[str] = Field(min_length=1)
-    license_type: str = Field(min_length=1)
-    region: str = Field(min_length=1)
+    type: str = Field(min_length=1, max_length=60)
+    customer: Code
+    products: list[Code] = Field(min_length=1, max_length=50)
+    license_type: str = Field(min_length=1, max_length=40)
+    region: str = Field(min_length=1, max_length=16)
     start: date
     end: date
     scope: Scope = Scope()
     financials: Financials = Financials()
     justification: Justification = Justification()
-    evidence: dict[str, str] = {}
-    outcomes: list[Outcome] = []
-    control_owner: str | None = None
+    evidence: dict[Annotated[str, Field(max_length=60)], Long] = Field(default={}, max_length=20)
+    outcomes: list[Outcome] = Field(default=[], max_length=20)
+    control_owner: str | None = Field(default=None, max_length=150)
     submit: bool = False
 
 
@@ -98,22 +133,34 @@ def read(data: dict[str, Any]) -> Resolved:
     every problem at once."""
     if not isinstance(data, dict):
         raise Invalid([Problem("body", "invalid", "the request must be a JSON object")])
+    nul = [Problem(path, "invalid", "must not contain a NUL character") for path in _nuls(data)]
     try:
         body = WaiverBody.model_validate(data)
     except ValidationError as exc:
-        problems = [_problem(e) for e in exc.errors()]
+        problems = nul + [problem_of(e) for e in exc.errors()]
         named = {p.field for p in problems}
         # The period and the references are checked too, where their own values are sound.
         more = _period_problems(data.get("start"), data.get("end"))
         more += _lookup(data.get("customer"), data.get("products"), data.get("control_owner"))[0]
         raise Invalid(problems + [p for p in more if p.field not in named]) from None
-    problems = _period_problems(body.start, body.end)
+    problems = nul + _period_problems(body.start, body.end)
     lookup_problems, customer, products, control_owner = _lookup(
         body.customer, body.products, body.control_owner
     )
     if problems + lookup_problems:
         raise Invalid(problems + lookup_problems)
     return Resolved(body, customer, products, control_owner)
+
+
+def _nuls(value: Any, path: str = "") -> list[str]:
+    """The places of `value` (a parsed body) whose text holds a NUL character."""
+    if isinstance(value, str):
+        return [path or "body"] if "\x00" in value else []
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _nuls(v, f"{path}.{k}" if path else str(k))]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _nuls(v, f"{path}[{i}]")]
+    return []
 
 
 def _lookup(customer_id: Any, codes: Any, username: Any):
@@ -192,12 +239,25 @@ def merge(body: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _problem(error: dict[str, Any]) -> Problem:
-    loc = error["loc"]
+def problem_of(error: dict[str, Any]) -> Problem:
+    """A validation error of a request body in plain words, at its field."""
     field = ""
-    for part in loc:
+    for part in error["loc"]:
         field += f"[{part}]" if isinstance(part, int) else (f".{part}" if field else str(part))
-    kind = error["type"]
+    kind, ctx = error["type"], error.get("ctx") or {}
+    if kind == "value_error" and str(ctx.get("error", "")).startswith("scope."):
+        field, _, message = str(ctx["error"]).partition(": ")
+        return Problem(field, "invalid", message)
+    code = {"missing": "required", "extra_forbidden": "unknown_field"}.get(kind, "invalid")
+    return Problem(field or "body", code, describe(kind, ctx, error["msg"], field))
+
+
+def describe(kind: str, ctx: dict[str, Any], fallback: str, field: str = "") -> str:
+    """What a validation error of `kind` means, for a person."""
+    limit = ctx.get("le", ctx.get("ge", ctx.get("max_length", ctx.get("min_length"))))
+    shown = f"{limit:,}" if isinstance(limit, int | float) else limit
+    if field.endswith("currency") and kind == "string_pattern_mismatch":
+        return "must be a currency code such as EUR, USD or JPY"
     messages = {
         "missing": "is required",
         "extra_forbidden": "is not a known field",
@@ -205,6 +265,23 @@ def _problem(error: dict[str, Any]) -> Problem:
         "date_parsing": "must be a date (YYYY-MM-DD)",
         "date_type": "must be a date (YYYY-MM-DD)",
         "too_short": "must not be empty",
+        "string_too_short": "must not be empty",
+        "string_too_long": f"must be at most {shown} characters",
+        "too_long": f"may hold at most {shown} items",
+        "greater_than_equal": f"must be {shown} or more",
+        "less_than_equal": f"must be {shown} or less",
+        "finite_number": "must be a finite number",
+        "float_parsing": "must be a number",
+        "float_type": "must be a number",
+        "int_parsing": "must be a whole number",
+        "int_type": "must be a whole number",
+        "int_from_float": "must be a whole number",
+        "string_type": "must be text",
+        "bool_parsing": "must be true or false",
+        "bool_type": "must be true or false",
+        "list_type": "must be a list",
+        "dict_type": "must be an object",
+        "model_type": "must be an object",
+        "model_attributes_type": "must be an object",
     }
-    code = {"missing": "required", "extra_forbidden": "unknown_field"}.get(kind, "invalid")
-    return Problem(field or "body", code, messages.get(kind, error["msg"]))
+    return messages.get(kind, fallback)

@@ -47,6 +47,11 @@ class Waiver(models.Model):
     end = models.DateField()
     scope = models.JSONField(default=dict)
     financials = models.JSONField(default=dict)
+    money = models.JSONField(
+        default=dict,
+        help_text="The figures in the policy's base currency, with the rate and its day, as "
+        "converted when the request was submitted.",
+    )
     justification = models.JSONField(default=dict)
     evidence = models.JSONField(default=dict)
     outcomes = models.JSONField(default=list, help_text="Measurable outcomes (KPIs) promised.")

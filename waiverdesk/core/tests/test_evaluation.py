@@ -66,7 +66,7 @@ def test_a_large_long_discount_on_a_high_risk_product_climbs_to_the_executive_ti
     assert result.route[-1].required == 2
     assert result.risk.overall == "critical"
     assert result.risk.scores["financial"].value == 5
-    assert result.risk.scores["financial"].rule == "concession of 250,000 or more"
+    assert result.risk.scores["financial"].rule == "concession of EUR 250,000 or more"
     assert result.risk.scores["compliance"].rule == "covers a high-risk product"
     assert [t.name for t in result.triggers] == ["beyond_review_window"]
 

@@ -89,8 +89,8 @@ def test_each_pattern_is_found_with_its_evidence_and_requests(policy):
     assert ends.evidence["renewals"] == 2 and ends.references == chain[::-1]
 
     near_found = {f.evidence["field"]: f for f in found["near_threshold"]}
-    assert set(near_found) == {"financials.concession", "duration_days"}
-    money = near_found["financials.concession"]
+    assert set(near_found) == {"financials.concession_base", "duration_days"}
+    money = near_found["financials.concession_base"]
     assert (money.evidence["threshold"], money.evidence["just_under"]) == (25000, 4)
     assert money.evidence["just_over"] == 0 and sorted(money.references) == sorted(under)
     assert "Deal desk" in money.detail

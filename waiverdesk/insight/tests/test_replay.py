@@ -19,7 +19,7 @@ from waiverdesk.waivers import services
 from waiverdesk.waivers.models import Waiver
 
 SINCE = NOW - timedelta(days=1)
-DEAL_DESK = "request.type == 'volume_discount' || request.financials.concession >= 25000.0"
+DEAL_DESK = "request.type == 'volume_discount' || request.financials.concession_base >= 25000.0"
 
 
 def draft(old: str, new: str) -> str:
@@ -118,7 +118,7 @@ def test_the_policy_owner_replays_proposes_a_second_approves_and_everyone_is_tol
         ("policy.refused", "paula"),
         ("policy.published", "adam"),
     ]
-    said = "the concession is 20,000 or more"
+    said = "the concession in the base currency is 20,000 or more"
     assert any(
         said in line and line.startswith("Deal desk: applies when") for line in version.changes
     )

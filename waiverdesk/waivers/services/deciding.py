@@ -69,7 +69,7 @@ def override_risk(
                 "at": now.isoformat(),
             },
         }
-        start_round(waiver, now)
+        start_round(waiver, now, reprice=False)  # re-routed, at the rates it was submitted at
         waiver.status, waiver.updated_at = target, now
         waiver.save()
         audit.append(

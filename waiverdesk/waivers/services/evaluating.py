@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from waiverdesk import clock
@@ -19,6 +19,7 @@ from waiverdesk.core.evaluation import (
 )
 from waiverdesk.core.lifecycle import Status
 from waiverdesk.core.policy import Policy
+from waiverdesk.directory import rates
 from waiverdesk.policies import services as policies
 
 from .. import intake
@@ -56,6 +57,7 @@ def facts_of(waiver: Waiver, products, kinds: frozenset[str], history: int) -> R
         end=waiver.end,
         scope=waiver.scope,
         financials=waiver.financials,
+        money=waiver.money,
         justification=waiver.justification,
         evidence=waiver.evidence,
         attachment_kinds=kinds,
@@ -107,6 +109,12 @@ def policy_failures_reported(fn):
     return inner
 
 
+def price(waiver: Waiver, policy: Policy, day: date) -> None:
+    """Record the waiver's figures in the policy's base currency at the rates in force on
+    `day` (Invalid at financials.currency when there is none)."""
+    waiver.money = rates.to_base(waiver.financials, policy.document.base_currency, day)
+
+
 def overrides_of(waiver: Waiver) -> dict[str, Override]:
     """The reviewers' risk overrides of a waiver, as the evaluation takes them."""
     return {
@@ -129,9 +137,9 @@ def simulate(
     resolved = intake.read(data)
     version = policies.active_version()
     unsaved = Waiver(**resolved.fields())
-    evaluation = evaluate_waiver(
-        unsaved, policies.compiled(version), now or clock.now(), resolved.products, kinds
-    )
+    policy, now = policies.compiled(version), now or clock.now()
+    price(unsaved, policy, now.date())
+    evaluation = evaluate_waiver(unsaved, policy, now, resolved.products, kinds)
     return Simulation(version.number, evaluation)
 
 

@@ -21,7 +21,7 @@ from waiverdesk.policies import services as policies
 
 from .. import attachments, intake
 from ..models import Attachment, RouteStep, Waiver
-from .evaluating import evaluate_waiver, policy_failures_reported, store_evaluation
+from .evaluating import evaluate_waiver, policy_failures_reported, price, store_evaluation
 from .guards import (
     lock,
     policy_of,
@@ -136,9 +136,10 @@ def create_draft(
         updated_at=now,
         **resolved.fields(),
     )
-    evaluation = evaluate_waiver(
-        waiver, policies.compiled(version), now, resolved.products, frozenset(k for k, _ in uploads)
-    )
+    policy = policies.compiled(version)
+    price(waiver, policy, now.date())
+    kinds = frozenset(k for k, _ in uploads)
+    evaluation = evaluate_waiver(waiver, policy, now, resolved.products, kinds)
     require_fit_control_owner(waiver, evaluation.route)
     store_evaluation(waiver, evaluation)
     waiver.save()
@@ -244,6 +245,7 @@ def _change(
     if under_review:
         start_round(waiver, now)
     else:
+        price(waiver, policy_of(waiver), now.date())
         evaluation = evaluate_waiver(waiver, policy_of(waiver), now)
         require_fit_control_owner(waiver, evaluation.route)
         store_evaluation(waiver, evaluation)
@@ -307,15 +309,23 @@ def _submit(waiver: Waiver, by: User, now: datetime, version=None, evaluation=No
 
 
 def start_round(
-    waiver: Waiver, now: datetime, version=None, evaluation: Evaluation | None = None
+    waiver: Waiver,
+    now: datetime,
+    version=None,
+    evaluation: Evaluation | None = None,
+    reprice: bool = True,
 ) -> Evaluation:
     """Route the request afresh under the active policy; earlier approvals no longer count.
 
-    `evaluation` is the waiver's evaluation under `version` when the caller has just made it.
+    `evaluation` is the waiver's evaluation under `version` when the caller has just made it;
+    `reprice` converts its money at today's rates (a submission), else it keeps its rates.
     """
     version = version or policies.active_version()
     policy = policies.compiled(version)
-    evaluation = evaluation or evaluate_waiver(waiver, policy, now)
+    if evaluation is None:
+        if reprice:  # submitted now: its money at the rates of the day
+            price(waiver, policy, now.date())
+        evaluation = evaluate_waiver(waiver, policy, now)
     problems = list(evaluation.problems)
     if waiver.control_owner is None:
         problems.append(
