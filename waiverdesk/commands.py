@@ -62,6 +62,8 @@ class ActionCommand(BaseCommand):
             return Path(path).read_text()
         except OSError as exc:
             raise CommandError(f"cannot read {path}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise CommandError(f"cannot read {path}: it is not UTF-8 text") from None
 
     def read_json(self, path: str) -> Any:
         try:

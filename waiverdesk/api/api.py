@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import json
+
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from django.http import Http404, HttpRequest, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponseBadRequest, JsonResponse
+from django.http.multipartparser import MultiPartParserError
 from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.security import HttpBearer
 
+from waiverdesk import clock
 from waiverdesk.core.errors import Denied, Invalid
 from waiverdesk.core.policy import PolicyError
 from waiverdesk.policies.services import NoActivePolicy
 from waiverdesk.waivers.intake import describe
-from waiverdesk.waivers.services import NotFound
+from waiverdesk.waivers.services import NotFound, read_with_policy
 
 from . import services
 
@@ -86,12 +90,26 @@ def _invalid(request, exc: Invalid):
     )
 
 
+# Request bodies refused by their schema before the endpoint runs, answered with the policy's
+# problems too (what the service would also have said), so a client sees them all at once.
+WAIVER_BODIES = ("/api/v1/waivers", "/api/v1/simulate")
+
+
 @api.exception_handler(ValidationError)
 def _schema_invalid(request, exc: ValidationError):
+    if request.method == "POST" and request.path in WAIVER_BODIES:
+        try:
+            read_with_policy(json.loads(request.body), clock.now())
+        except Invalid as invalid:
+            return _invalid(request, invalid)
+        except (ValueError, NoActivePolicy):
+            pass
     items = []
     for error in exc.errors:
-        loc = [str(p) for p in error.get("loc", ())][2:] or ["body"]
-        field = ".".join(loc).replace(".[", "[")
+        field = ""
+        for part in list(error.get("loc", ()))[2:]:
+            field += f"[{part}]" if isinstance(part, int) else (f".{part}" if field else str(part))
+        field = field or "body"
         code = {"missing": "required", "extra_forbidden": "unknown_field"}.get(
             error.get("type", ""), "invalid"
         )
@@ -217,6 +235,23 @@ def refuse_nul_bytes(get_response):
                 ]
             }
             return JsonResponse(body, status=400)
+        if not request.path.startswith("/api/") and _form_holds_nul(request):
+            return HttpResponseBadRequest(
+                "A field of this form holds a NUL character, which cannot be stored: remove it "
+                "and send the form again.",
+                content_type="text/plain; charset=utf-8",
+            )
         return get_response(request)
 
     return middleware
+
+
+def _form_holds_nul(request: HttpRequest) -> bool:
+    """Whether a web page's query or form fields (not its uploaded files) hold a NUL."""
+    if "\x00" in request.path or "%00" in request.META.get("QUERY_STRING", ""):
+        return True
+    try:
+        fields = request.POST if request.method == "POST" else request.GET
+    except MultiPartParserError:
+        return False  # the view answers a malformed form
+    return any("\x00" in value for _name, values in fields.lists() for value in values)

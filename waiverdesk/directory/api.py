@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import date
+from decimal import Decimal
+
 from ninja import Field, Router, Schema, Status
 from pydantic import ConfigDict
 
+from waiverdesk import clock
 from waiverdesk.api.api import ERRORS, need
 
-from . import services
-from .models import Customer, Product
+from . import rates, services
+from .models import Customer, ExchangeRate, Product
 
 router = Router(tags=["reference data"])
 
@@ -96,6 +100,52 @@ def change_customer(request, external_id: str, body: CustomerChange):
     changes = body.model_dump(exclude_unset=True)
     customer = services.update_customer(external_id, changes, by=request.user.username)
     return customer_out(customer)
+
+
+class RateIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    day: date
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    rate: Decimal = Field(ge=Decimal("1e-10"), lt=Decimal("1e13"), allow_inf_nan=False)
+    base: str = Field(pattern=r"^[A-Z]{3}$")
+
+
+class RatesIn(Schema):
+    """Rates that take effect on their day: `rate` units of `currency` per unit of `base`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rates: list[RateIn] = Field(min_length=1, max_length=10_000)
+
+
+class RateOut(Schema):
+    day: date
+    currency: str
+    rate: str
+    base: str
+
+
+@router.get("/rates", response={200: list[RateOut], **ERRORS})
+def list_rates(request, currency: str | None = None, on: date | None = None):
+    """The rates in force on a day (today by default), one per base and currency."""
+    need(request, "read")
+    day = on or clock.now().date()
+    latest = {}
+    found = ExchangeRate.objects.filter(day__lte=day).order_by("base", "currency", "-day")
+    for r in found.filter(currency=currency.upper()) if currency else found:
+        latest.setdefault((r.base, r.currency), r)
+    return [{"day": r.day, "currency": r.currency, "rate": str(r.rate.normalize()),
+             "base": r.base} for r in latest.values()]  # fmt: skip
+
+
+@router.post("/rates", response={201: dict, **ERRORS})
+def add_rates(request, body: RatesIn):
+    """Add rates (or correct a day's rate); no waiver's recorded rate changes."""
+    require_admin(request)
+    rows = [rates.Row(r.base, r.currency, r.day, r.rate) for r in body.rates]
+    counts = rates.store(rows, request.user.username, source="api")
+    return Status(201, counts)
 
 
 @router.get("/products", response={200: list[ProductOut], **ERRORS})

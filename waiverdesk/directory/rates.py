@@ -155,7 +155,8 @@ def _rate(text) -> Decimal | None:
         value = Decimal(str(text).strip())
     except InvalidOperation:
         return None
-    if not value.is_finite() or value <= 0 or value >= Decimal("1e13"):
+    # Stored with ten decimals: a rate that would round to nothing is no rate.
+    if not value.is_finite() or value < Decimal("1e-10") or value >= Decimal("1e13"):
         return None
     return value.quantize(Decimal("1e-10"))
 
@@ -175,13 +176,14 @@ def store(rows: list[Row], by: str, source: str = "") -> dict[str, int]:
         added = []
         for row in {(r.base, r.currency, r.day): r for r in rows}.values():
             old = known.get((row.base, row.currency, row.day))
+            exact = row.rate.quantize(Decimal("1e-10"))
             if old is None:
                 added.append(
                     ExchangeRate(base=row.base, currency=row.currency, day=row.day,
-                                 rate=row.rate, source=source, imported_at=now)
+                                 rate=exact, source=source, imported_at=now)
                 )  # fmt: skip
-            elif old.rate != row.rate:
-                old.rate, old.source, old.imported_at = row.rate, source, now
+            elif old.rate != exact:
+                old.rate, old.source, old.imported_at = exact, source, now
                 old.save(update_fields=["rate", "source", "imported_at"])
                 counts["changed"] += 1
             else:

@@ -26,11 +26,12 @@ from django.db.models import (
     FloatField,
     OuterRef,
     Q,
+    Subquery,
     Sum,
     Value,
 )
 from django.db.models.fields.json import KeyTextTransform
-from django.db.models.functions import Cast, TruncMonth
+from django.db.models.functions import Cast, Coalesce, TruncMonth
 
 from waiverdesk import clock
 from waiverdesk.core.errors import Invalid, Problem
@@ -204,10 +205,13 @@ def reviews_on_time(period: Period, now: datetime) -> float | None:
 
 
 def concessions(approved) -> dict[str, Any]:
-    """What the approved requests conceded: in all, and by month, product, region and type
-    (one pass grouped by month, region and type; one by product). A request on several
-    products counts toward each of them."""
-    value = Cast(KeyTextTransform("concession", "financials"), FloatField())
+    """What the approved requests conceded, in the base currency at the rate each was
+    submitted at: in all, and by month, region and type (one pass), and by product. A
+    request's concession is counted once: on several products it is split between them."""
+    value = Coalesce(
+        Cast(KeyTextTransform("concession_base", "money"), FloatField()),
+        Cast(KeyTextTransform("concession", "financials"), FloatField()),  # before rates
+    )
     groups = (
         approved.annotate(month=TruncMonth("submitted_at"))
         .values("month", "region", "type")
@@ -221,15 +225,27 @@ def concessions(approved) -> dict[str, Any]:
         for name, key in (("by_month", g["month"].strftime("%Y-%m")),
                           ("by_region", g["region"]), ("by_type", g["type"])):  # fmt: skip
             found[name][key] = found[name].get(key, 0) + total
-    by_product = Cast(KeyTextTransform("concession", "waiver__financials"), FloatField())
+    links = Waiver.products.through.objects
+    shared_by = links.filter(waiver=OuterRef("waiver")).values("waiver").annotate(n=Count("pk"))
+    share = Coalesce(
+        Cast(KeyTextTransform("concession_base", "waiver__money"), FloatField()),
+        Cast(KeyTextTransform("concession", "waiver__financials"), FloatField()),
+    ) / Subquery(shared_by.values("n"), output_field=FloatField())
     products = (
-        Waiver.products.through.objects.filter(waiver__in=approved)
+        links.filter(waiver__in=approved)
         .values("product__code")
-        .annotate(total=Sum(by_product))
+        .annotate(total=Sum(share))
         .order_by("product__code")
     )
     found["by_product"] = {p["product__code"]: p["total"] or 0 for p in products}
-    return {k: dict(sorted(v.items())) if isinstance(v, dict) else v for k, v in found.items()}
+    found = {k: dict(sorted(v.items())) if isinstance(v, dict) else v for k, v in found.items()}
+    found["currency"] = base_currency()
+    return found
+
+
+def base_currency() -> str:
+    """The currency figures are summed in: the active policy's base currency."""
+    return policies.compiled(policies.active_version()).document.base_currency
 
 
 def leakage(rows, period: Period) -> dict[str, int]:

@@ -41,7 +41,7 @@ KEY_FIGURES = [
     ("Reviews on time", lambda f: f["adherence"]["reviews_on_time"], "{:.0%}"),
     ("Expired on time", lambda f: f["adherence"]["expired_on_time"], "{:.0%}"),
     ("Approved without leakage", lambda f: f["adherence"]["no_leakage"], "{:.0%}"),
-    ("Concessions granted", lambda f: f["concessions"]["total"], "{:,.0f}"),
+    ("Concessions granted ({currency})", lambda f: f["concessions"]["total"], "{:,.2f}"),
     ("Leakage findings", lambda f: f["leakage"]["findings"], "{:,.0f}"),
 ]
 
@@ -56,7 +56,11 @@ def build(period: Period, now: datetime | None = None) -> dict[str, Any]:
         "previous": period.previous(),
         "figures": current,
         "key": [
-            (label, _show(read(current), form), _show(read(previous), form))
+            (
+                label.format(currency=current["concessions"]["currency"]),
+                _show(read(current), form),
+                _show(read(previous), form),
+            )
             for label, read, form in KEY_FIGURES
         ],  # fmt: skip
         "waits": metrics.bottlenecks(period, now=now),
@@ -106,8 +110,10 @@ def pdf(report: dict[str, Any]) -> bytes:
     _row(doc, ("", period.label, report["previous"].label), widths, bold=True)
     for row in report["key"]:
         _row(doc, row, widths)
-    _chart(doc, "Concessions granted by type", figures["concessions"]["by_type"], "{:,.0f}")
-    _chart(doc, "Concessions granted by region", figures["concessions"]["by_region"], "{:,.0f}")
+    money = figures["concessions"]
+    _chart(doc, f"Concessions granted by type ({money['currency']})", money["by_type"], "{:,.0f}")
+    _chart(doc, f"Concessions granted by region ({money['currency']})", money["by_region"],
+           "{:,.0f}")  # fmt: skip
     medians = {tier: q["p50"] or 0 for tier, q in figures["cycle_by_tier"].items()}
     _chart(doc, "Median hours to decide, by tier", medians, "{:,.1f}")
     waits = {role: q["p50"] or 0 for role, q in report["waits"]["by_role"].items()}

@@ -65,7 +65,8 @@ def metrics_page(request: HttpRequest):
             ("Median hours to decide, by tier", hours(figures["cycle_by_tier"])),
             ("Concessions by month", bars(money["by_month"], in_order=True)),
             ("Concessions by type", bars(money["by_type"])),
-            ("Concessions by product", bars(money["by_product"])),
+            (f"Concessions by product ({money['currency']}; a request on several products "
+             "is split between them)", bars(money["by_product"])),
             ("Concessions by region", bars(money["by_region"])),
             ("Median hours a step waits, by approver role", hours(waits["by_role"])),
             ("Median hours a step waits, by type", hours(waits["by_type"])),

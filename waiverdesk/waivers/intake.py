@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 from datetime import date
@@ -78,7 +79,14 @@ class Justification(_Body):
 
 class Outcome(_Body):
     metric: Short = Field(min_length=1)
-    target: Short | Annotated[float, Field(allow_inf_nan=False, ge=-MONEY, le=MONEY)]
+    target: Short | float
+
+    @field_validator("target")
+    @classmethod
+    def _finite(cls, value: str | float) -> str | float:
+        if isinstance(value, float) and not (math.isfinite(value) and abs(value) <= MONEY):
+            raise ValueError("must be a finite number")
+        return value
 
 
 class WaiverBody(_Body):
@@ -150,6 +158,46 @@ def read(data: dict[str, Any]) -> Resolved:
     if problems + lookup_problems:
         raise Invalid(problems + lookup_problems)
     return Resolved(body, customer, products, control_owner)
+
+
+def partial(data: Any) -> Resolved | None:
+    """What of a refused body is sound, with its unsound values left out: enough to evaluate
+    the policy on, so that its problems are told with the body's. None when its type, dates
+    or products leave nothing to evaluate."""
+    if not isinstance(data, dict):
+        return None
+    sound = copy.deepcopy(data)
+    try:
+        WaiverBody.model_validate(sound)
+    except ValidationError as exc:
+        for error in exc.errors():
+            _drop(sound, error["loc"])
+    sound = {"customer": "-", "license_type": "-", "region": "-", **sound}
+    try:
+        body = WaiverBody.model_validate(sound)
+    except ValidationError:
+        return None
+    _problems, customer, products, control_owner = _lookup(
+        body.customer, body.products, body.control_owner
+    )
+    if not products or body.end < body.start:
+        return None
+    return Resolved(body, customer or Customer(external_id=body.customer), products, control_owner)
+
+
+def _drop(data: Any, loc: tuple) -> None:
+    """Leave out of `data` the value at `loc` (the whole of a list that holds it)."""
+    for i, part in enumerate(loc):
+        if isinstance(data, dict) and part in data:
+            if i == len(loc) - 1 or not isinstance(data[part], dict | list):
+                del data[part]
+                return
+            if isinstance(data[part], list):
+                del data[part]
+                return
+            data = data[part]
+        else:
+            return
 
 
 def _nuls(value: Any, path: str = "") -> list[str]:
@@ -256,6 +304,8 @@ def describe(kind: str, ctx: dict[str, Any], fallback: str, field: str = "") -> 
     """What a validation error of `kind` means, for a person."""
     limit = ctx.get("le", ctx.get("ge", ctx.get("max_length", ctx.get("min_length"))))
     shown = f"{limit:,}" if isinstance(limit, int | float) else limit
+    if kind == "value_error" and ctx.get("error"):
+        return str(ctx["error"])
     if field.endswith("currency") and kind == "string_pattern_mismatch":
         return "must be a currency code such as EUR, USD or JPY"
     messages = {

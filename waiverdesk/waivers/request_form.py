@@ -120,7 +120,7 @@ def sections(type_name: str, kind: ExceptionType) -> list[Section]:
                     "End",
                     "date",
                     True,
-                    help=f"At most {kind.max_duration_days} days after the start.",
+                    help=f"At most {kind.max_duration_days} days, start and end included.",
                 ),
             ],
         ),

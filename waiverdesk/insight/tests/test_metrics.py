@@ -45,6 +45,7 @@ def test_concessions_and_leakage(quarter):
         "by_product": {"AN-EDGE": 3000.0},
         "by_region": {"AMER": 3000.0},
         "by_type": {"temporary_access": 3000.0},
+        "currency": "EUR",
     }
     assert f["leakage"] == {"findings": 1, "waivers": 1}
 

@@ -10,7 +10,15 @@ what, evaluating what the policy sees, guards what every write shares.
 
 from .deciding import decide, override_risk, void_conflicted_approvals
 from .ending import terminate, withdraw
-from .evaluating import Simulation, evaluate_waiver, facts, facts_of, overrides_of, simulate
+from .evaluating import (
+    Simulation,
+    evaluate_waiver,
+    facts,
+    facts_of,
+    overrides_of,
+    read_with_policy,
+    simulate,
+)
 from .filing import Upload, attach, create, edit, next_reference, startable_types, submit
 from .guards import NotFound, get, lock, policy_of, stakeholders, with_parties
 from .implementation import complete_task, may_do
@@ -42,6 +50,7 @@ __all__ = [
     "override_risk",
     "overrides_of",
     "policy_of",
+    "read_with_policy",
     "renew",
     "require_attester",
     "simulate",

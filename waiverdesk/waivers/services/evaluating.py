@@ -33,6 +33,8 @@ def facts(
     `kinds` of evidence it comes with."""
     if products is None:
         products = list(waiver.products.all())
+    if waiver.customer.pk is None:  # an unknown customer, named in a refused body
+        return facts_of(waiver, products, kinds, 0)
     since = now - timedelta(days=365)
     history = waiver.customer.waivers.filter(submitted_at__gte=since).exclude(
         status=Status.WITHDRAWN
@@ -41,6 +43,33 @@ def facts(
         history = history.exclude(pk=waiver.pk)
         kinds = frozenset(waiver.attachments.values_list("kind", flat=True))
     return facts_of(waiver, products, kinds, history.count())
+
+
+def read_with_policy(data: Any, now: datetime, version=None) -> intake.Resolved:
+    """`intake.read(data)`; when it refuses the body, the policy's problems with what of the
+    body is sound are told too, each at a field the body's problems do not already name."""
+    try:
+        return intake.read(data)
+    except Invalid as invalid:
+        sound = intake.partial(data)
+        if sound is None:
+            raise
+        policy = policies.compiled(version or policies.active_version())
+        unsaved = Waiver(**sound.fields())
+        try:
+            price(unsaved, policy, now.date())
+            evaluation = evaluate(policy, facts(unsaved, now, sound.products), now.date())
+        except (Invalid, EvaluationError):
+            raise invalid from None
+        named = {p.field.split("[")[0] for p in invalid.problems}
+
+        def new(field: str) -> bool:
+            head = field.split("[")[0]
+            return not any(head == n or head.startswith(f"{n}.") or n.startswith(f"{head}.")
+                           for n in named)  # fmt: skip
+
+        more = [p for p in evaluation.problems if new(p.field) and p.field != "eligibility"]
+        raise Invalid(invalid.problems + more) from None
 
 
 def facts_of(waiver: Waiver, products, kinds: frozenset[str], history: int) -> RequestFacts:
@@ -134,10 +163,11 @@ def simulate(
 ) -> Simulation:
     """Evaluate a request body (with evidence files of `kinds`) against the active policy
     without saving anything."""
-    resolved = intake.read(data)
+    now = now or clock.now()
     version = policies.active_version()
+    resolved = read_with_policy(data, now, version)
     unsaved = Waiver(**resolved.fields())
-    policy, now = policies.compiled(version), now or clock.now()
+    policy = policies.compiled(version)
     price(unsaved, policy, now.date())
     evaluation = evaluate_waiver(unsaved, policy, now, resolved.products, kinds)
     return Simulation(version.number, evaluation)

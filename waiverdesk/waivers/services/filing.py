@@ -21,7 +21,13 @@ from waiverdesk.policies import services as policies
 
 from .. import attachments, intake
 from ..models import Attachment, RouteStep, Waiver
-from .evaluating import evaluate_waiver, policy_failures_reported, price, store_evaluation
+from .evaluating import (
+    evaluate_waiver,
+    policy_failures_reported,
+    price,
+    read_with_policy,
+    store_evaluation,
+)
 from .guards import (
     lock,
     policy_of,
@@ -67,8 +73,8 @@ def create(
     """Create a draft from a request body and its evidence files; with `"submit": true` it is
     submitted at once."""
     now = now or clock.now()
-    resolved = intake.read(data)
     version = policies.active_version()
+    resolved = read_with_policy(data, now, version)
     stored: list[tuple[str, attachments.Stored]] = []
     try:
         require_initiator(resolved.body.type, by, version)
