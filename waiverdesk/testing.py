@@ -63,6 +63,18 @@ def request_body(**changes):
     return body
 
 
+def request_form(**changes) -> dict:
+    """The web form of a short temporary access request (request_body()), as posted."""
+    form = {
+        "customer": "GLOBEX-002", "products": "AN-EDGE", "license_type": "subscription",
+        "region": "AMER", "start": "2027-02-01", "end": "2027-03-15", "scope.seats": "50",
+        "justification.benefit": "Keeps 50 analysts working", "justification.customer_impact":
+        "no outage", "justification.why_not_standard": "renewal late",
+        "outcomes.metric": "analysts working", "outcomes.target": "50", "control_owner": "olga",
+    }  # fmt: skip
+    return {**form, **changes}
+
+
 def big_discount_body(**changes):
     """A large, long volume discount on a high-risk product: every tier up to executive."""
     return request_body(

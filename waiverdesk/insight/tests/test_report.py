@@ -35,7 +35,7 @@ def test_the_pdf_holds_the_quarters_figures_against_the_previous_one(quarter):
         "Share renewed 50% -",
         "Reviews on time 50% -",
         "Expired on time 50% -",
-        "Concessions granted 3,000 0",
+        "Concessions granted (EUR) 3,000.00 0.00",
         "Leakage findings 1 0",
     ]:
         assert line in text, line

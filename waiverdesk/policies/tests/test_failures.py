@@ -11,7 +11,7 @@ from waiverdesk.api import services as tokens
 from waiverdesk.audit.models import AuditEntry
 from waiverdesk.core.errors import Invalid
 from waiverdesk.notifications.models import Message
-from waiverdesk.testing import NOW, publish_policy, request_body
+from waiverdesk.testing import NOW, publish_policy, request_body, request_form
 from waiverdesk.waivers import email_intake, services
 from waiverdesk.waivers.models import ReferenceCounter, Waiver
 from waiverdesk.waivers.tests.test_email_intake import WELL_FORMED, email
@@ -75,13 +75,7 @@ def test_every_door_refuses_it_the_same_way(fragile):
 def test_the_web_form_shows_it_as_a_problem_not_an_error_page(fragile):
     rita = Client()
     rita.force_login(fragile["rita"])
-    form = {
-        "customer": "GLOBEX-002", "products": "AN-EDGE", "license_type": "subscription",
-        "region": "AMER", "start": "2027-02-01", "end": "2027-03-15", "scope.seats": "50",
-        "justification.benefit": "b", "justification.customer_impact": "c",
-        "justification.why_not_standard": "w", "outcomes.metric": "m", "outcomes.target": "5",
-        "control_owner": "olga", "submit": "1",
-    }  # fmt: skip
+    form = request_form(submit="1")
     answer = rita.post("/requests/new/temporary_access/", form)
     assert answer.status_code == 422
     assert f"the policy&#x27;s condition {PLACE} cannot be applied" in answer.content.decode()

@@ -9,7 +9,7 @@ from django.test import Client
 
 from waiverdesk.api import services as tokens
 from waiverdesk.core.errors import Invalid
-from waiverdesk.testing import NOW, request_body
+from waiverdesk.testing import NOW, request_body, request_form
 from waiverdesk.waivers import email_intake, services
 from waiverdesk.waivers.models import Waiver
 from waiverdesk.waivers.tests.test_email_intake import WELL_FORMED, email
@@ -100,10 +100,7 @@ def test_the_api_never_stores_a_value_the_database_cannot_hold(world):
 def test_the_web_form_refuses_a_nul_with_400_and_long_values_at_their_field(world):
     rita = Client()
     rita.force_login(world["rita"])
-    form = {
-        "customer": "GLOBEX-002", "products": "AN-EDGE", "license_type": "subscription",
-        "region": "AMER", "start": "2027-02-01", "end": "2027-03-15", "scope.seats": "50",
-    }  # fmt: skip
+    form = request_form()
     answer = rita.post("/requests/new/temporary_access/", {**form, "region": "EM\x00EA"})
     assert answer.status_code == 400 and b"NUL character" in answer.content
     answer = rita.post("/requests/new/temporary_access/",

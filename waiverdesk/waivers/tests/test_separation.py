@@ -17,7 +17,13 @@ from waiverdesk.audit.models import AuditEntry
 from waiverdesk.core.errors import Denied, Invalid
 from waiverdesk.directory import services as directory
 from waiverdesk.governance import reviews
-from waiverdesk.testing import NOW, big_discount_body, finish_required_tasks, request_body
+from waiverdesk.testing import (
+    NOW,
+    big_discount_body,
+    finish_required_tasks,
+    request_body,
+    request_form,
+)
 from waiverdesk.waivers import email_intake, services
 from waiverdesk.waivers.models import Approval, Waiver
 from waiverdesk.waivers.tests.test_email_intake import WELL_FORMED, email
@@ -101,11 +107,7 @@ def test_the_api_refuses_a_control_owner_with_a_stake(stakes, named):
 def test_the_web_form_shows_the_refused_control_owner_at_its_field(stakes):
     rita = Client()
     rita.force_login(stakes["rita"])
-    form = {
-        "customer": "GLOBEX-002", "products": "AN-EDGE", "license_type": "subscription",
-        "region": "AMER", "start": "2027-02-01", "end": "2027-03-15", "scope.seats": "50",
-        "justification.benefit": "b", "control_owner": "charlie", "submit": "1",
-    }  # fmt: skip
+    form = request_form(control_owner="charlie", submit="1")
     answer = rita.post("/requests/new/temporary_access/", form)
     page = answer.content.decode()
     assert answer.status_code == 403

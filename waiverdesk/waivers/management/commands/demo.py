@@ -11,6 +11,7 @@ from django.db import transaction
 from waiverdesk import clock
 from waiverdesk.commands import ActionCommand
 from waiverdesk.directory import services as directory
+from waiverdesk.directory.models import Customer
 from waiverdesk.governance import reviews
 from waiverdesk.policies import services as policies
 from waiverdesk.policies.models import PolicyVersion
@@ -91,9 +92,11 @@ class Command(ActionCommand):
         User.objects.filter(username__in=PEOPLE).update(password=make_password(DEMO_PASSWORD))
         for code, name, family, risk in PRODUCTS:
             directory.add_product(code, name, family, risk)
+        known = set(Customer.objects.values_list("external_id", flat=True))
         for external_id, name, region, owner in CUSTOMERS:
             contact = f"licensing@{external_id.split('-')[0].lower()}.example"
-            directory.add_customer(external_id, name, region, owner, contact_email=contact)
+            if external_id not in known:  # a demo cut short is loaded again
+                directory.add_customer(external_id, name, region, owner, contact_email=contact)
         self.requests(clock.now())
         counts = {
             s: Waiver.objects.filter(status=s).count()
