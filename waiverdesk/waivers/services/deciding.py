@@ -309,8 +309,7 @@ def void_conflicted_approvals(customer_id: int, owner: User, by: str, now: datet
             Q(pk=theirs.pk) | Q(step__position__gt=step.position), waiver=waiver, round=waiver.round
         )
         people = sorted(undone.values_list("user__username", flat=True))
-        Condition.objects.filter(approval__in=undone).delete()
-        undone.delete()
+        undone.delete()  # their conditions with them
         waiver.current_route().filter(position__gt=step.position).update(
             status=RouteStep.State.WAITING, opened_at=None, closed_at=None
         )
