@@ -57,7 +57,7 @@ def to_base(financials: dict, base: str, quotes: list[Quote]) -> dict:
     recorded = {
         "base": base,
         "currency": currency,
-        "rate": str(rate.quantize(Decimal("1e-10")).normalize()),
+        "rate": f"{rate.quantize(Decimal('1e-10')).normalize():f}",
         "rate_day": day.isoformat() if day else None,
     }
     for name in AMOUNTS:

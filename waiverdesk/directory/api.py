@@ -135,7 +135,7 @@ def list_rates(request, currency: str | None = None, on: date | None = None):
     found = ExchangeRate.objects.filter(day__lte=day).order_by("base", "currency", "-day")
     for r in found.filter(currency=currency.upper()) if currency else found:
         latest.setdefault((r.base, r.currency), r)
-    return [{"day": r.day, "currency": r.currency, "rate": str(r.rate.normalize()),
+    return [{"day": r.day, "currency": r.currency, "rate": f"{r.rate.normalize():f}",
              "base": r.base} for r in latest.values()]  # fmt: skip
 
 

@@ -104,6 +104,10 @@ class WaiverOut(Schema):
     end: str
     scope: dict[str, Any]
     financials: dict[str, Any]
+    money: dict[str, Any] = Field(
+        description="The figures in the policy's base currency (`*_base`), with the `rate` "
+        "(base units per unit of `currency`) and its `rate_day`, recorded at submission."
+    )
     justification: dict[str, Any]
     evidence: dict[str, Any]
     outcomes: list[dict[str, Any]]

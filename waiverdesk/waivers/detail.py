@@ -58,6 +58,7 @@ def detail(waiver: Waiver) -> dict[str, Any]:
         "end": waiver.end.isoformat(),
         "scope": waiver.scope,
         "financials": waiver.financials,
+        "money": waiver.money,  # in the base currency, at the rate of the submission
         "justification": waiver.justification,
         "evidence": waiver.evidence,
         "outcomes": waiver.outcomes,

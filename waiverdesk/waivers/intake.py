@@ -108,6 +108,19 @@ class WaiverBody(_Body):
     submit: bool = False
 
 
+SECTION_MODELS = {"scope": Scope, "financials": Financials, "justification": Justification,
+                  "outcomes": Outcome}  # fmt: skip
+
+
+def max_length(path: str) -> int | None:
+    """The most characters validation takes at `path` (a form field's name), to state it."""
+    section, _, name = path.rpartition(".")
+    model = SECTION_MODELS.get(section, WaiverBody) if section else WaiverBody
+    info = model.model_fields.get(name)
+    limits = [m.max_length for m in (info.metadata if info else []) if hasattr(m, "max_length")]
+    return limits[0] if limits else None
+
+
 @dataclass
 class Resolved:
     """A checked body with its references looked up."""

@@ -11,7 +11,7 @@ from django.contrib.auth.models import User
 from waiverdesk.core.policy import ExceptionType
 from waiverdesk.directory.models import Customer, Product
 
-from . import services
+from . import intake, services
 
 REGIONS = ("AMER", "EMEA", "APAC")
 CURRENCIES = ("EUR", "USD", "GBP")
@@ -55,6 +55,11 @@ class Field:
     @property
     def id(self) -> str:
         return "f-" + self.name.replace(".", "-").replace("_", "-")
+
+    @property
+    def maxlength(self) -> int | None:
+        """The most characters the field takes, as the request body's validation checks it."""
+        return intake.max_length(self.name) if self.widget in ("text", "textarea") else None
 
 
 @dataclass

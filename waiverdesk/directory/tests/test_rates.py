@@ -165,6 +165,11 @@ def test_a_request_in_a_currency_without_a_rate_is_refused_at_its_currency(price
         "financials.currency"  # fmt: skip
     before = cli("rates", "list", "--on", "2027-01-01")
     assert before == ""  # the rate of 4 January was not in force before it
+    cli("rates", "import", "-", stdin="date,currency,rate\n2026-01-01,JPY,160\n")  # for today
+    yen = Client(headers={"Authorization": f"Bearer {raw}"}).post(
+        "/api/v1/waivers", json.dumps(body("JPY", 16000)), "application/json"
+    )
+    assert yen.status_code == 201 and yen.json()["money"]["concession_base"] == 100.0
 
 
 def test_rates_published_later_change_no_past_waiver_metric_or_replay(priced):

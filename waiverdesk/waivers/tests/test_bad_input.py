@@ -127,6 +127,7 @@ def test_the_duration_hint_and_the_rule_count_the_same_days(world):
     rita.force_login(world["rita"])
     page = rita.get("/requests/new/temporary_access/").content.decode()
     assert "At most 120 days, start and end included." in page
+    assert 'name="justification.benefit" rows="3" maxlength="10000"' in page  # stated, too
     body = request_body(start="2027-02-01", end="2027-05-31", submit=True)  # 120 days
     services.create(body, world["rita"], now=NOW)
     with pytest.raises(Invalid, match="lasts 121 days"):

@@ -50,7 +50,7 @@ class Command(ActionCommand):
         for rate in found.order_by("base", "currency", "-day"):
             if (rate.base, rate.currency) not in seen:
                 seen.add((rate.base, rate.currency))
-                self.stdout.write(f"1 {rate.base} = {rate.rate.normalize()} {rate.currency} "
+                self.stdout.write(f"1 {rate.base} = {rate.rate.normalize():f} {rate.currency} "
                                   f"(from {rate.day})")  # fmt: skip
 
     @staticmethod
