@@ -153,6 +153,7 @@ class WebhookReceiver:
         self.attempts: list[dict] = []  # every request, verified or not
         self.fail_first = 0  # answer 500 to this many requests first
         self.answer = 200
+        self.location = ""  # sent as Location, with a 3xx answer
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -166,11 +167,12 @@ class WebhookReceiver:
                     verified = True
                 except WebhookVerificationError:
                     verified = False
-                receiver.attempts.append(
-                    {"id": headers["webhook-id"], "verified": verified, "body": body}
-                )
+                receiver.attempts.append({"id": headers["webhook-id"], "verified": verified,
+                                          "body": body, "host": headers.get("host")})  # fmt: skip
                 failing = len(receiver.attempts) <= receiver.fail_first
                 self.send_response(500 if failing else receiver.answer)
+                if receiver.location:
+                    self.send_header("Location", receiver.location)
                 self.end_headers()
 
             def log_message(self, *args):

@@ -9,8 +9,6 @@ import hashlib
 import hmac
 import json
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections import Counter
 from datetime import datetime, timedelta
@@ -25,8 +23,8 @@ from django.template.loader import render_to_string
 
 from waiverdesk import clock
 from waiverdesk.audit import services as audit
+from waiverdesk.webhooks import services as webhooks
 from waiverdesk.webhooks.models import Webhook
-from waiverdesk.webhooks.services import refuse_private_address
 
 from .events import EVENTS, require_known
 from .models import Message, Preference
@@ -235,26 +233,17 @@ def _post(message: Message) -> None:
     hook = message.webhook
     if not hook.active:
         raise Gone("the endpoint is disabled")
-    refuse_private_address(hook.url)
     timestamp = int(time.time())  # real time: receivers check it against theirs (replays)
-    request = urllib.request.Request(
-        hook.url,
-        message.body.encode(),
-        method="POST",
-        headers={
-            "Content-Type": "application/json",
-            "webhook-id": message.message_id,  # the same on every retry
-            "webhook-timestamp": str(timestamp),
-            "webhook-signature": signature(
-                hook.secret, message.message_id, timestamp, message.body
-            ),
-        },
-    )
+    headers = {
+        "Content-Type": "application/json",
+        "webhook-id": message.message_id,  # the same on every retry
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": signature(hook.secret, message.message_id, timestamp, message.body),
+    }
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            response.read()
-    except urllib.error.HTTPError as error:
-        if error.code == 410:
+        webhooks.post(hook.url, message.body.encode(), headers)
+    except webhooks.DeliveryFailed as failed:
+        if failed.status == 410:
             raise Gone("the endpoint answered 410 Gone") from None
         raise
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import base64
+import http.client
 import ipaddress
 import secrets
 import socket
+import ssl
+from dataclasses import dataclass
 from datetime import datetime
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse, urlsplit
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -22,27 +25,114 @@ from .models import Webhook
 
 
 class PrivateAddress(Exception):
-    """A webhook URL that leads into the private network."""
+    """A webhook URL that leads into the private network, or whose host does not resolve."""
+
+
+class DeliveryFailed(Exception):
+    """An endpoint that did not take the message: an error status, or a redirect."""
+
+    def __init__(self, status: int, message: str):
+        self.status = status
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a delivery goes: the URL's parts, and the checked addresses to connect to."""
+
+    scheme: str
+    host: str  # as sent in Host and, for https, in SNI and the certificate check
+    port: int
+    path: str
+    addresses: tuple[str, ...]
+
+
+def target(url: str) -> Target:
+    """The URL's host (percent-decoded, IDNA-encoded) and every address it resolves to; each
+    must be public unless WAIVERDESK_ALLOW_PRIVATE_WEBHOOKS=1, and a host that does not
+    resolve is refused too (PrivateAddress): a webhook must not be a way into the network
+    the server runs in. Resolution is the system's, so decimal, octal and hex forms of an
+    address are judged as the connection would read them."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or parts.username or parts.password:
+        raise PrivateAddress("only http:// and https:// addresses without credentials")
+    try:
+        host = unquote(parts.hostname or "").encode("idna").decode("ascii")
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except (UnicodeError, ValueError):
+        raise PrivateAddress(f"'{parts.netloc}' is not a host name and port") from None
+    if not host:
+        raise PrivateAddress("the address names no host")
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        raise PrivateAddress(f"'{host}' does not resolve") from None
+    addresses = tuple(dict.fromkeys(info[4][0] for info in found))
+    if not settings.ALLOW_PRIVATE_WEBHOOKS:
+        for address in addresses:
+            ip = ipaddress.ip_address(address.split("%")[0])
+            embedded = getattr(ip, "ipv4_mapped", None) or getattr(ip, "sixtofour", None)
+            if not ip.is_global or (embedded is not None and not embedded.is_global):
+                raise PrivateAddress(
+                    f"'{host}' resolves to {ip}, a private address "
+                    "(set WAIVERDESK_ALLOW_PRIVATE_WEBHOOKS=1 to allow it)"
+                )
+    path = parts.path or "/"
+    return Target(parts.scheme, host, port, path + (f"?{parts.query}" if parts.query else ""),
+                  addresses)  # fmt: skip
 
 
 def refuse_private_address(url: str) -> None:
-    """Raise PrivateAddress when `url`'s host resolves to a private, loopback, link-local or
-    reserved address, unless WAIVERDESK_ALLOW_PRIVATE_WEBHOOKS=1: a webhook must not be a
-    way into the network the server runs in."""
-    if settings.ALLOW_PRIVATE_WEBHOOKS:
-        return
-    host = urlparse(url).hostname or ""
+    """Raise PrivateAddress unless `url` leads to public addresses only (see `target`); with
+    WAIVERDESK_ALLOW_PRIVATE_WEBHOOKS=1 the host need not resolve yet."""
+    if not settings.ALLOW_PRIVATE_WEBHOOKS:
+        target(url)
+
+
+class _Pinned(http.client.HTTPConnection):
+    """A connection to the address that was checked, whatever the name resolves to now."""
+
+    def __init__(self, host: str, port: int, address: str, timeout: float):
+        super().__init__(host, port, timeout=timeout)
+        self.address = address
+
+    def connect(self) -> None:
+        self.sock = socket.create_connection((self.address, self.port), self.timeout)
+
+
+class _PinnedTLS(http.client.HTTPSConnection):
+    """The same over TLS, the certificate checked against the URL's host name."""
+
+    def __init__(self, host: str, port: int, address: str, timeout: float):
+        super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
+        self.address = address
+
+    def connect(self) -> None:
+        sock = socket.create_connection((self.address, self.port), self.timeout)
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+
+
+def post(url: str, body: bytes, headers: dict[str, str], timeout: float = 10) -> int:
+    """POST `body` to `url`, connecting to an address just checked; return the status.
+
+    No proxy from the environment is used and no redirect is followed: a 3xx is a failed
+    delivery (DeliveryFailed, with its Location), as is any status from 300 up."""
+    where = target(url)
+    connection_class = _PinnedTLS if where.scheme == "https" else _Pinned
+    connection = connection_class(where.host, where.port, where.addresses[0], timeout)
     try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
-    except OSError:
-        return  # nothing to judge yet; a delivery to it fails and is retried
-    for address in addresses:
-        ip = ipaddress.ip_address(address.split("%")[0])
-        if not ip.is_global:
-            raise PrivateAddress(
-                f"'{host}' resolves to {ip}, a private address "
-                "(set WAIVERDESK_ALLOW_PRIVATE_WEBHOOKS=1 to allow it)"
-            )
+        connection.request("POST", where.path, body=body, headers=headers)
+        response = connection.getresponse()
+        response.read(65536)
+    finally:
+        connection.close()
+    if 300 <= response.status < 400:
+        location = response.getheader("Location", "")
+        raise DeliveryFailed(response.status, f"redirected ({response.status}) to {location!r}; "
+                             "redirects are not followed")  # fmt: skip
+    if response.status >= 300:
+        raise DeliveryFailed(response.status, f"the endpoint answered {response.status}")
+    return response.status
 
 
 def register(url: str, events: list[str], by: User, now: datetime | None = None) -> Webhook:

@@ -201,7 +201,7 @@ MATRIX = {
     "webhook": (
         "post",
         "/api/v1/webhooks",
-        {"url": "https://crm.example/hook"},
+        {"url": "https://93.184.215.14/hook"},
         None,
         "admin",
         "adam",
