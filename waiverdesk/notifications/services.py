@@ -168,8 +168,10 @@ def deliver(now: datetime | None = None, limit: int = 200) -> Counter:
     for message in batch:
         try:
             if message.channel == Message.Channel.EMAIL:
+                # A subject built from someone's text (an emailed request's) is one line.
+                subject = " ".join(message.subject.split())
                 email = EmailMessage(
-                    message.subject, message.body, settings.DEFAULT_FROM_EMAIL, [message.recipient],
+                    subject, message.body, settings.DEFAULT_FROM_EMAIL, [message.recipient],
                     headers={"Message-ID": f"<{message.message_id}@waiverdesk>"},
                     connection=mail,
                 )  # fmt: skip
