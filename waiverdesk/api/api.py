@@ -207,8 +207,8 @@ register_routers()
 
 def refuse_nul_bytes(get_response):
     """Middleware: text with NUL characters cannot be stored (PostgreSQL refuses it), so an
-    API request carrying one is answered 400 before anything runs; a body over the size
-    limit, 413."""
+    API request or a web form carrying one is answered 400 before anything runs; an API body
+    over the size limit, 413."""
 
     def middleware(request: HttpRequest):
         if request.path.startswith("/api/"):

@@ -383,7 +383,6 @@ _MESSAGES = {
     "dict_type": "must be a mapping",
     "model_type": "must be a mapping",
     "string_pattern_mismatch": "must be a lower-case name (letters, digits, _)",
-    "string_pattern_mismatch_currency": "must be a currency code such as EUR or USD",
 }
 
 
@@ -403,7 +402,7 @@ def _describe(error: dict[str, Any]) -> str:
     elif kind == "value_error":
         message = str(ctx.get("error", error["msg"]))
     elif kind == "string_pattern_mismatch" and path == "base_currency":
-        message = _MESSAGES["string_pattern_mismatch_currency"]
+        message = "must be a currency code such as EUR or USD"
     else:
         message = _MESSAGES.get(kind, error["msg"].lower())
     return f"{path}: {message}"

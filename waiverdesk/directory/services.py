@@ -153,6 +153,7 @@ def update_customer(external_id: str, changes: dict, by: str = "system") -> Cust
         customer.save()
         voided = []
         if "account_owner" in changed and customer.account_owner is not None:
+            # Waivers build on the directory, so the directory reaches them only here.
             from waiverdesk.waivers.services import void_conflicted_approvals
 
             voided = void_conflicted_approvals(customer.pk, customer.account_owner, by, clock.now())

@@ -119,9 +119,6 @@ def give_feedback(request: HttpRequest, reference: str):
     return redirect("waiver", reference)
 
 
-POLICY_OWNERS = {"policy_admin", "admin"}
-
-
 def _published(version) -> str:
     if version.is_active:
         return f"Version {version.number} is published and announced."
@@ -134,7 +131,7 @@ def _published(version) -> str:
 @page
 def replay_page(request: HttpRequest):
     """Replay a draft policy over past requests; publish it, once convinced."""
-    require_role(request.user, POLICY_OWNERS, "replay or publish policy drafts")
+    require_role(request.user, policies.POLICY_OWNERS, "replay or publish policy drafts")
     now = clock.now()
     draft = request.POST.get("draft") or policies.active_version().document
     since = request.POST.get("since") or (now.date() - timedelta(days=365)).isoformat()

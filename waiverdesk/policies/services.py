@@ -98,36 +98,24 @@ def approve(number: int, by: User) -> PolicyVersion:
     _require_policy_owner(by, "approve a policy version")
     now = clock.now()
     with transaction.atomic():
-        current = PolicyVersion.objects.select_for_update().filter(is_active=True).first()
         version = PolicyVersion.objects.select_for_update().filter(number=number).first()
         if version is None or version.state != PolicyVersion.State.PROPOSED:
             raise Invalid([Problem("version", "not_proposed", f"v{number} is not a proposal")])
-        if version.proposed_by_id == by.pk:
+        if version.proposed_by_id == by.pk:  # the refusal is recorded; nothing else changes
             refused = Denied(
                 "four_eyes", "you proposed this version; a second policy admin must approve it"
             )
+            audit.append(by.username, "policy.refused", version,
+                         {"attempted": "approve", "code": refused.code}, at=now)  # fmt: skip
         else:
-            refused = None
-        if refused is None and current is not None and current.sha256 == version.sha256:
-            raise Invalid(
-                [Problem("version", "identical", f"identical to the active v{current.number}")]
-            )
-        if refused is None:
+            current = PolicyVersion.objects.select_for_update().filter(is_active=True).first()
+            if current is not None and current.sha256 == version.sha256:
+                raise Invalid(
+                    [Problem("version", "identical", f"identical to the active v{current.number}")]
+                )
             _activate(version, current, by, now)
             return version
-    with transaction.atomic():  # the refusal is recorded; nothing else changed
-        audit.append(by.username, "policy.refused", version,
-                     {"attempted": "approve", "code": refused.code}, at=now)  # fmt: skip
     raise refused
-
-
-def proposals() -> list[PolicyVersion]:
-    """Versions waiting for a second policy admin, oldest first."""
-    return list(
-        PolicyVersion.objects.filter(state=PolicyVersion.State.PROPOSED)
-        .select_related("proposed_by")
-        .defer("document")
-    )
 
 
 def _activate(version: PolicyVersion, current: PolicyVersion | None, by, now) -> None:

@@ -31,7 +31,7 @@ def policy_page(request: HttpRequest):
         "tiers": tiers,
         "triggers": triggers,
         "faq": explain.faq(document),
-        "may_replay": bool(roles_of(request.user) & {"policy_admin", "admin"}),
+        "may_replay": bool(roles_of(request.user) & services.POLICY_OWNERS),
     }
     return render(request, "policies/policy.html", context)
 

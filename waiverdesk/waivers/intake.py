@@ -19,6 +19,7 @@ from pydantic import (
 )
 
 from waiverdesk.core.errors import Invalid, Problem
+from waiverdesk.core.typecheck import DEFAULT_LIST_BOUND
 from waiverdesk.directory.models import Customer, Product
 
 SECTIONS = ("scope", "financials", "justification", "evidence")
@@ -33,6 +34,7 @@ class _Body(BaseModel):
 MONEY = 1e15  # a quadrillion in any currency
 COUNT = 10_000_000  # seats, quantities
 TEXT = 10_000  # justifications, evidence as text
+ITEMS = DEFAULT_LIST_BOUND  # products, features: what the policy check assumes of a request
 Amount = Annotated[float, Field(ge=0, le=MONEY, allow_inf_nan=False)]
 Count = Annotated[int, Field(ge=0, le=COUNT)]
 Short = Annotated[str, Field(max_length=200)]
@@ -45,7 +47,7 @@ class Scope(_Body):
     seats: Count | None = None
     quantity: Count | None = None
     discount_pct: float | None = Field(default=None, ge=0, le=100, allow_inf_nan=False)
-    features: list[Annotated[str, Field(max_length=100)]] = Field(default=[], max_length=50)
+    features: list[Annotated[str, Field(max_length=100)]] = Field(default=[], max_length=ITEMS)
 
     @model_validator(mode="after")
     def _short_extras(self):
@@ -94,7 +96,7 @@ class WaiverBody(_Body):
 
     type: str = Field(min_length=1, max_length=60)
     customer: Code
-    products: list[Code] = Field(min_length=1, max_length=50)
+    products: list[Code] = Field(min_length=1, max_length=ITEMS)
     license_type: str = Field(min_length=1, max_length=40)
     region: str = Field(min_length=1, max_length=16)
     start: date
@@ -199,17 +201,14 @@ def partial(data: Any) -> Resolved | None:
 
 
 def _drop(data: Any, loc: tuple) -> None:
-    """Leave out of `data` the value at `loc` (the whole of a list that holds it)."""
-    for i, part in enumerate(loc):
-        if isinstance(data, dict) and part in data:
-            if i == len(loc) - 1 or not isinstance(data[part], dict | list):
-                del data[part]
-                return
-            if isinstance(data[part], list):
-                del data[part]
-                return
+    """Leave out of `data` the value at `loc` (or the list that holds it)."""
+    for part in loc:
+        if not isinstance(data, dict) or part not in data:
+            return
+        if part != loc[-1] and isinstance(data[part], dict):
             data = data[part]
         else:
+            del data[part]
             return
 
 

@@ -13,7 +13,6 @@ from django.test import Client
 
 from waiverdesk.api import services as tokens
 from waiverdesk.audit.models import AuditEntry
-from waiverdesk.core import money
 from waiverdesk.core.errors import Invalid
 from waiverdesk.directory import rates
 from waiverdesk.directory.models import ExchangeRate
@@ -138,16 +137,6 @@ def test_the_same_amount_in_euro_and_in_yen_routes_differently(priced):
     large = services.create(body("JPY", 5_000_000, submit=True), rita, now=NOW)
     assert [s.tier for s in large.current_route()] == ["manager", "deal_desk"]
     assert large.risk["financial"] == 3
-
-
-def test_a_cross_rate_converts_through_a_common_currency(priced, settings):
-    rows = [money.Quote("EUR", "USD", date(2027, 1, 4), Decimal("1.04")),
-            money.Quote("EUR", "GBP", date(2027, 1, 4), Decimal("0.83"))]  # fmt: skip
-    factor, _day = money.factor("GBP", "USD", rows)
-    assert round(factor, 6) == round(Decimal("1.04") / Decimal("0.83"), 6)
-    assert money.factor("USD", "USD", rows) == (1, None)
-    with pytest.raises(money.NoRate):
-        money.factor("CHF", "USD", rows)
 
 
 def test_a_request_in_a_currency_without_a_rate_is_refused_at_its_currency(priced):

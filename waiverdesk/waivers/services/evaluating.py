@@ -58,8 +58,8 @@ def read_with_policy(data: Any, now: datetime, version=None) -> intake.Resolved:
         unsaved = Waiver(**sound.fields())
         try:
             price(unsaved, policy, now.date())
-            evaluation = evaluate(policy, facts(unsaved, now, sound.products), now.date())
-        except (Invalid, EvaluationError):
+            evaluation = evaluate_waiver(unsaved, policy, now, sound.products)
+        except Invalid:  # no rate, or a failing condition: the body's problems are enough
             raise invalid from None
         named = {p.field.split("[")[0] for p in invalid.problems}
 
@@ -117,8 +117,9 @@ class PolicyFailed(Invalid):
 
     def __init__(self, digest: str, place: str, detail: str):
         self.digest, self.place, self.detail = digest, place, detail
+        # What went wrong inside the condition is for the policy admins, not the requester.
         message = (
-            f"the policy's condition {place} cannot be applied to this request ({detail}); "
+            f"the policy's condition {place} cannot be applied to this request; "
             "nothing was saved, and the policy admins have been told"
         )
         super().__init__([Problem("policy", "policy_failed", message)])

@@ -251,8 +251,9 @@ def _change(
     if under_review:
         start_round(waiver, now)
     else:
-        price(waiver, policy_of(waiver), now.date())
-        evaluation = evaluate_waiver(waiver, policy_of(waiver), now)
+        policy = policy_of(waiver)
+        price(waiver, policy, now.date())
+        evaluation = evaluate_waiver(waiver, policy, now)
         require_fit_control_owner(waiver, evaluation.route)
         store_evaluation(waiver, evaluation)
     # The round this edit shapes: the new one under review, else the next submission's.
@@ -375,6 +376,7 @@ def start_round(
 _KIND = re.compile(r"^[a-z][a-z0-9_]{0,59}$")
 
 
+@policy_failures_reported
 @refusals_audited("attach")
 def attach(
     reference: str,
