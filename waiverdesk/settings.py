@@ -1,6 +1,7 @@
 """Settings, all from the environment; SQLite under WAIVERDESK_DATA_DIR by default."""
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -130,6 +131,14 @@ ATTACHMENT_MAX_BYTES = int(os.environ.get("WAIVERDESK_ATTACHMENT_MAX_BYTES", 10 
 BASE_URL = os.environ.get("WAIVERDESK_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 DEFAULT_FROM_EMAIL = os.environ.get("WAIVERDESK_FROM_EMAIL", "waiverdesk@localhost")
 ALLOW_PRIVATE_WEBHOOKS = os.environ.get("WAIVERDESK_ALLOW_PRIVATE_WEBHOOKS", "") == "1"
+# A webhook delivery has this many seconds in all; up to DELIVERY_CONCURRENCY endpoints are
+# sent to at once; an endpoint whose deliveries all fail for WEBHOOK_DISABLE_AFTER_DAYS is
+# disabled and the person who registered it told.
+WEBHOOK_TIMEOUT = float(os.environ.get("WAIVERDESK_WEBHOOK_TIMEOUT", "10"))
+DELIVERY_CONCURRENCY = max(1, int(os.environ.get("WAIVERDESK_DELIVERY_CONCURRENCY", "8")))
+WEBHOOK_DISABLE_AFTER = timedelta(
+    days=float(os.environ.get("WAIVERDESK_WEBHOOK_DISABLE_AFTER_DAYS", "5"))
+)
 _email = urlparse(os.environ.get("EMAIL_URL", ""))
 if _email.scheme in ("smtp", "smtps"):
     EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
@@ -139,10 +148,10 @@ if _email.scheme in ("smtp", "smtps"):
         unquote(_email.password or ""),
     )
     EMAIL_USE_SSL = _email.scheme == "smtps"
-    EMAIL_TIMEOUT = 10
 else:
     EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
     EMAIL_FILE_PATH = DATA_DIR / "mail"
+EMAIL_TIMEOUT = 10  # seconds for each exchange with the SMTP server
 
 LOGGING = {
     "version": 1,

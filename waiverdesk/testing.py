@@ -154,6 +154,7 @@ class WebhookReceiver:
         self.fail_first = 0  # answer 500 to this many requests first
         self.answer = 200
         self.location = ""  # sent as Location, with a 3xx answer
+        self.delay = 0.0  # seconds to wait before answering each request
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -168,7 +169,9 @@ class WebhookReceiver:
                 except WebhookVerificationError:
                     verified = False
                 receiver.attempts.append({"id": headers["webhook-id"], "verified": verified,
-                                          "body": body, "host": headers.get("host")})  # fmt: skip
+                                          "body": body, "host": headers.get("host"),
+                                          "at": time.monotonic()})  # fmt: skip
+                time.sleep(receiver.delay)
                 failing = len(receiver.attempts) <= receiver.fail_first
                 self.send_response(500 if failing else receiver.answer)
                 if receiver.location:

@@ -10,7 +10,8 @@ import hmac
 import json
 import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -30,6 +31,7 @@ from .events import EVENTS, require_known
 from .models import Message, Preference
 
 RETRY_DELAYS = [timedelta(seconds=s) for s in (10, 60, 300, 1800, 7200, 21600)]
+# Longer than any one delivery can take (webhooks.post's deadline, SMTP's timeout).
 LEASE = timedelta(minutes=5)
 
 
@@ -102,9 +104,10 @@ def queue_email(
     now: datetime,
     object_ref: str = "",
     attachment: tuple[str, bytes] = ("", b""),
+    headers: dict[str, str] | None = None,
 ) -> None:
     """Queue one email outside the event list (an answer to an emailed request, a report),
-    with a file (name, content) if given."""
+    with a file (name, content) and extra headers (an answer's In-Reply-To…) if given."""
     Message.objects.create(
         channel=Message.Channel.EMAIL,
         event=event,
@@ -115,6 +118,7 @@ def queue_email(
         body=body,
         attachment_name=attachment[0],
         attachment=attachment[1],
+        headers=headers or {},
         next_attempt_at=now,
         created_at=now,
     )
@@ -158,39 +162,125 @@ def holders(role: str) -> list[User]:
 
 
 def deliver(now: datetime | None = None, limit: int = 200) -> Counter:
-    """Send the messages that are due, each claimed by one worker; count what happened."""
+    """Send the messages that are due; count what happened.
+
+    Each endpoint (every webhook, and the SMTP server) is a lane: its messages go one at a
+    time in the order they were queued, and up to DELIVERY_CONCURRENCY lanes send at once,
+    so a slow or failing endpoint costs the others nothing. A lane whose delivery fails
+    waits for the next round. Every message is claimed just before it is sent, with a
+    lease longer than a delivery can take, and is marked only if this worker still holds
+    it: several workers never send one message twice unless one of them dies mid-send
+    (then the message is sent again, with the same webhook-id, once its lease ends)."""
     now = now or clock.now()
+    started, token = time.monotonic(), uuid.uuid4().hex
+
+    def moment() -> datetime:  # `now`, moved on by the time this round has taken
+        return now + timedelta(seconds=time.monotonic() - started)
+
+    lanes: dict[object, deque[int]] = {}
+    for pk, channel, hook in (
+        _due(now).order_by("next_attempt_at", "id").values_list("id", "channel", "webhook")[:limit]
+    ):
+        lanes.setdefault(hook if channel == Message.Channel.WEBHOOK else channel, deque()).append(
+            pk
+        )
     outcome: Counter = Counter()
-    batch = _claim(now, limit)
-    if not batch:
+    if not lanes:
         return outcome
-    mail = get_connection()
-    for message in batch:
-        try:
-            if message.channel == Message.Channel.EMAIL:
-                # A subject built from someone's text (an emailed request's) is one line.
-                subject = " ".join(message.subject.split())
-                email = EmailMessage(
-                    subject, message.body, settings.DEFAULT_FROM_EMAIL, [message.recipient],
-                    headers={"Message-ID": f"<{message.message_id}@waiverdesk>"},
-                    connection=mail,
-                )  # fmt: skip
-                if message.attachment_name:
-                    email.attach(message.attachment_name, bytes(message.attachment))
-                email.send()
-            else:
-                _post(message)
-        except Gone as gone:
-            _finish(message, Message.State.DEAD, now, str(gone))
-            Webhook.objects.filter(pk=message.webhook_id).update(active=False)
-            outcome["dead"] += 1
-        except Exception as error:  # any failure to send is retried later
-            _retry(message, now, error)
-            outcome["retry" if message.state == Message.State.PENDING else "dead"] += 1
-        else:
-            _finish(message, Message.State.SENT, now)
-            outcome["sent"] += 1
+    mail = get_connection()  # used by the email lane only, one message at a time
+    waiting, running = deque(lanes), {}
+    with ThreadPoolExecutor(max_workers=settings.DELIVERY_CONCURRENCY) as pool:
+
+        def start_lanes() -> None:
+            while waiting and len(running) < settings.DELIVERY_CONCURRENCY:
+                lane = waiting.popleft()
+                while lanes[lane]:
+                    if message := _claim(lanes[lane].popleft(), token, moment()):
+                        running[pool.submit(_send, message, mail)] = (lane, message)
+                        break
+
+        start_lanes()
+        while running:
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                lane, message = running.pop(future)
+                result = _record(message, future.exception(), token, now)
+                outcome[result] += 1
+                if result == "sent":
+                    waiting.append(lane)
+            start_lanes()
     return outcome
+
+
+def _send(message: Message, mail) -> None:
+    """Send one message (in a delivery thread: no database here)."""
+    if message.channel == Message.Channel.WEBHOOK:
+        _post(message)
+        return
+    # A subject built from someone's text (an emailed request's) is one line.
+    subject = " ".join(message.subject.split())
+    email = EmailMessage(
+        subject, message.body, settings.DEFAULT_FROM_EMAIL, [message.recipient],
+        headers={"Message-ID": f"<{message.message_id}@waiverdesk>", **message.headers},
+        connection=mail,
+    )  # fmt: skip
+    if message.attachment_name:
+        email.attach(message.attachment_name, bytes(message.attachment))
+    email.send()
+
+
+def _record(message: Message, error: BaseException | None, token: str, now: datetime) -> str:
+    """Mark what became of a message this worker sent, if it still holds it; say what."""
+    with transaction.atomic():
+        if error is None:
+            state, fields, result = Message.State.SENT, {"sent_at": now}, "sent"
+        elif isinstance(error, Gone) or message.attempts + 1 > len(RETRY_DELAYS):
+            state, fields, result = Message.State.DEAD, {"last_error": _said(error)}, "dead"
+        else:
+            state, result = Message.State.PENDING, "retry"
+            fields = {"next_attempt_at": now + RETRY_DELAYS[message.attempts],
+                      "last_error": _said(error)}  # fmt: skip
+        held = Message.objects.filter(pk=message.pk, state=Message.State.SENDING, claim=token)
+        if not held.update(state=state, attempts=message.attempts + 1, claimed_until=None,
+                           claim="", **fields):  # fmt: skip
+            return "lost"  # the lease ran out and another worker has it now
+        if message.channel == Message.Channel.WEBHOOK:
+            _judge_endpoint(message.webhook, error, now)
+    return result
+
+
+def _said(error: BaseException) -> str:
+    return (str(error) if isinstance(error, (Gone, webhooks.DeliveryFailed)) else repr(error))[:500]
+
+
+def _judge_endpoint(hook: Webhook, error: BaseException | None, now: datetime) -> None:
+    """Keep the endpoint's failing streak: cleared by a success; after WEBHOOK_DISABLE_AFTER
+    of nothing but failures (or at once, when it answers 410) it is disabled and the person
+    who registered it is told."""
+    hooks = Webhook.objects.filter(pk=hook.pk, active=True)
+    if error is None:
+        hooks.exclude(failing_since=None).update(failing_since=None)
+        return
+    hooks.filter(failing_since=None).update(failing_since=now)
+    failing = Webhook.objects.filter(pk=hook.pk).values_list("failing_since", flat=True).first()
+    gone = isinstance(error, Gone)
+    if not gone and (failing is None or now - failing < settings.WEBHOOK_DISABLE_AFTER):
+        return
+    why = str(error) if gone else f"every delivery failed since {failing:%Y-%m-%d %H:%M} UTC"
+    if not hooks.update(active=False, disabled_reason=why[:200]):
+        return  # disabled already
+    Message.objects.filter(webhook=hook, state=Message.State.PENDING).update(
+        state=Message.State.DEAD, last_error=f"not sent: the endpoint was disabled ({why})"[:500]
+    )
+    audit.append("system", "webhook.disabled", hook, {"url": hook.url, "reason": why}, at=now)
+    owner = hook.created_by
+    if owner.is_active and owner.email:
+        queue_email(
+            owner.email, f"Webhook disabled: {hook.url}",
+            render_to_string("notifications/webhook_disabled.txt",
+                             {"hook": hook, "why": why, "last_error": _said(error)}),
+            "webhook.disabled", now, object_ref=f"webhook-{hook.pk}",
+        )  # fmt: skip
 
 
 def due(now: datetime) -> list[Message]:
@@ -205,19 +295,16 @@ def _due(now: datetime):
     )
 
 
-def _claim(now: datetime, limit: int) -> list[Message]:
-    """Claim up to `limit` due messages for this worker: other workers skip them."""
-    with transaction.atomic():
-        ids = list(
-            _due(now)
-            .select_for_update(skip_locked=True)
-            .order_by("next_attempt_at", "id")
-            .values_list("id", flat=True)[:limit]
-        )
-        Message.objects.filter(id__in=ids).update(
-            state=Message.State.SENDING, claimed_until=now + LEASE
-        )
-    return list(Message.objects.filter(id__in=ids).select_related("webhook").order_by("id"))
+def _claim(pk: int, token: str, now: datetime) -> Message | None:
+    """Claim one due message for this worker until now + LEASE; None if another has it.
+    The update is conditional, so of several workers exactly one wins."""
+    if (
+        not _due(now)
+        .filter(pk=pk)
+        .update(state=Message.State.SENDING, claim=token, claimed_until=now + LEASE)
+    ):
+        return None
+    return Message.objects.select_related("webhook").get(pk=pk)
 
 
 class Gone(Exception):
@@ -248,29 +335,3 @@ def _post(message: Message) -> None:
         if failed.status == 410:
             raise Gone("the endpoint answered 410 Gone") from None
         raise
-
-
-def _finish(message: Message, state: str, now: datetime, error: str = "") -> None:
-    message.state, message.attempts = state, message.attempts + 1
-    Message.objects.filter(pk=message.pk).update(
-        state=state,
-        attempts=message.attempts,
-        sent_at=now if state == Message.State.SENT else None,
-        claimed_until=None,
-        last_error=error[:500],
-    )
-
-
-def _retry(message: Message, now: datetime, error: Exception) -> None:
-    attempts = message.attempts + 1
-    if attempts > len(RETRY_DELAYS):
-        _finish(message, Message.State.DEAD, now, repr(error))
-        return
-    message.state, message.attempts = Message.State.PENDING, attempts
-    Message.objects.filter(pk=message.pk).update(
-        state=Message.State.PENDING,
-        attempts=attempts,
-        next_attempt_at=now + RETRY_DELAYS[attempts - 1],
-        claimed_until=None,
-        last_error=repr(error)[:500],
-    )

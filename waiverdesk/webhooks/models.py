@@ -13,6 +13,10 @@ class Webhook(models.Model):
     )
     created_at = models.DateTimeField()
     active = models.BooleanField(default=True)
+    failing_since = models.DateTimeField(
+        null=True, blank=True, help_text="The first of the failures since the last success."
+    )
+    disabled_reason = models.CharField(max_length=200, blank=True)
 
     class Meta:
         ordering = ["id"]

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.client
 import ipaddress
 import secrets
 import socket
 import ssl
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import unquote, urlparse, urlsplit
@@ -112,19 +114,30 @@ class _PinnedTLS(http.client.HTTPSConnection):
         self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
 
 
-def post(url: str, body: bytes, headers: dict[str, str], timeout: float = 10) -> int:
+def post(url: str, body: bytes, headers: dict[str, str], timeout: float | None = None) -> int:
     """POST `body` to `url`, connecting to an address just checked; return the status.
 
-    No proxy from the environment is used and no redirect is followed: a 3xx is a failed
-    delivery (DeliveryFailed, with its Location), as is any status from 300 up."""
+    The whole exchange has `timeout` seconds (WEBHOOK_TIMEOUT): a receiver that answers
+    slowly, or drips its answer, is cut off then. No proxy from the environment is used and
+    no redirect is followed: a 3xx is a failed delivery (DeliveryFailed, with its
+    Location), as is any status from 300 up."""
+    timeout = timeout or settings.WEBHOOK_TIMEOUT
     where = target(url)
     connection_class = _PinnedTLS if where.scheme == "https" else _Pinned
     connection = connection_class(where.host, where.port, where.addresses[0], timeout)
+    cut = threading.Event()
+    deadline = threading.Timer(timeout, _cut, (connection, cut))
+    deadline.start()
     try:
         connection.request("POST", where.path, body=body, headers=headers)
         response = connection.getresponse()
         response.read(65536)
+    except (OSError, http.client.HTTPException):
+        if cut.is_set():
+            raise TimeoutError(f"no answer within {timeout:g} s") from None
+        raise
     finally:
+        deadline.cancel()
         connection.close()
     if 300 <= response.status < 400:
         location = response.getheader("Location", "")
@@ -133,6 +146,13 @@ def post(url: str, body: bytes, headers: dict[str, str], timeout: float = 10) ->
     if response.status >= 300:
         raise DeliveryFailed(response.status, f"the endpoint answered {response.status}")
     return response.status
+
+
+def _cut(connection: http.client.HTTPConnection, cut: threading.Event) -> None:
+    """End a delivery that has had its time: whatever it waits for fails at once."""
+    cut.set()
+    with contextlib.suppress(OSError, AttributeError):  # not connected yet, or closed
+        connection.sock.shutdown(socket.SHUT_RDWR)
 
 
 def register(url: str, events: list[str], by: User, now: datetime | None = None) -> Webhook:

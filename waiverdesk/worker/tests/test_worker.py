@@ -18,7 +18,7 @@ from waiverdesk.audit.models import AuditEntry
 from waiverdesk.core.errors import Invalid
 from waiverdesk.notifications import services as notify
 from waiverdesk.notifications.models import Message, Preference
-from waiverdesk.testing import NOW, at_once, finish_required_tasks, postgres_only, request_body
+from waiverdesk.testing import NOW, finish_required_tasks, request_body
 from waiverdesk.waivers import services
 from waiverdesk.waivers.models import Condition
 from waiverdesk.webhooks import services as webhooks
@@ -223,17 +223,3 @@ def test_the_sandbox_clock_moves_and_a_production_workspace_refuses(world, setti
     call_command("clock", "advance", "2")
     assert clock.now().date() == date(2030, 1, 3)
     assert AuditEntry.objects.filter(action="clock.moved").count() == 2
-
-
-@postgres_only
-def test_two_workers_on_postgresql_deliver_each_message_once(committed_world, webhook_receiver):
-    adam = User.objects.get(username="adam")
-    webhook_receiver.secret = webhooks.register(webhook_receiver.url, [], adam).secret
-    rita = User.objects.get(username="rita")
-    for _ in range(20):
-        services.create(request_body(submit=True), rita, now=NOW)
-    results = at_once(2, lambda i: notify.deliver(NOW, limit=5))
-    while sum(r.get("sent", 0) for r in results if isinstance(r, Counter)) < 20:
-        results += at_once(2, lambda i: notify.deliver(NOW, limit=5))
-    ids = Counter(a["id"] for a in webhook_receiver.attempts)
-    assert len(ids) == 20 and set(ids.values()) == {1}
