@@ -100,6 +100,14 @@ def served(tmp_path):
 
 
 @pytest.fixture
+def trusted_mail_server(settings):
+    """Email intake believes the Authentication-Results of mx.example.com (see
+    waivers/tests/test_email_intake.email)."""
+    settings.EMAIL_TRUSTED_AUTHSERV = {"mx.example.com"}
+    return "mx.example.com"
+
+
+@pytest.fixture
 def smtp_server(settings):
     """A real SMTP server (aiosmtpd) on a free port; yields the list of messages it receives."""
     from email import message_from_bytes

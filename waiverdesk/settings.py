@@ -139,6 +139,16 @@ DELIVERY_CONCURRENCY = max(1, int(os.environ.get("WAIVERDESK_DELIVERY_CONCURRENC
 WEBHOOK_DISABLE_AFTER = timedelta(
     days=float(os.environ.get("WAIVERDESK_WEBHOOK_DISABLE_AFTER_DAYS", "5"))
 )
+# Email intake believes a message only when its From domain is verified: by its DKIM
+# signature (keys looked up in DNS, at WAIVERDESK_DNS_SERVER host[:port] when set), or by
+# the Authentication-Results header of a receiving server whose authserv-id is listed here.
+EMAIL_TRUSTED_AUTHSERV = {
+    s.strip().lower()
+    for s in os.environ.get("WAIVERDESK_EMAIL_TRUSTED_AUTHSERV", "").split(",")
+    if s.strip()
+}
+DNS_SERVER = os.environ.get("WAIVERDESK_DNS_SERVER", "")
+EMAIL_MAX_BYTES = int(os.environ.get("WAIVERDESK_EMAIL_MAX_BYTES", 15 * 1024 * 1024))
 _email = urlparse(os.environ.get("EMAIL_URL", ""))
 if _email.scheme in ("smtp", "smtps"):
     EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"

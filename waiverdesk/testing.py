@@ -215,3 +215,44 @@ def publish_policy(text: str, note: str = ""):
         adam.groups.add(Group.objects.get_or_create(name="admin")[0])
         version = policies.approve(version.number, adam)
     return version
+
+
+class DnsServer:
+    """A DNS server on a free UDP port of 127.0.0.1 that answers TXT queries from `records`
+    (name → text), for DKIM keys; point WAIVERDESK_DNS_SERVER (settings.DNS_SERVER) at
+    `address`."""
+
+    def __init__(self):
+        import socket
+
+        self.records: dict[str, str] = {}
+        self.socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.socket.bind(("127.0.0.1", 0))
+        self.address = f"127.0.0.1:{self.socket.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        import dns.message
+        import dns.rcode
+        import dns.rrset
+
+        while True:
+            try:
+                data, peer = self.socket.recvfrom(4096)
+            except OSError:
+                return  # closed
+            query = dns.message.from_wire(data)
+            answer = dns.message.make_response(query)
+            name = str(query.question[0].name).rstrip(".").lower()
+            if name in self.records:
+                text = self.records[name]
+                chunks = " ".join(f'"{text[i : i + 250]}"' for i in range(0, len(text), 250))
+                answer.answer.append(
+                    dns.rrset.from_text(query.question[0].name, 60, "IN", "TXT", chunks)
+                )
+            else:
+                answer.set_rcode(dns.rcode.NXDOMAIN)
+            self.socket.sendto(answer.to_wire(), peer)
+
+    def stop(self) -> None:
+        self.socket.close()

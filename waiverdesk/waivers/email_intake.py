@@ -23,76 +23,194 @@ becomes a draft; the sender is answered with the reference number or with the pr
     control_owner: olga
 
 The field names are those of the request body (SPEC §7) and of the web form.
+
+No message can stop intake or be forged into a draft: each is handled on its own, and one
+that is not made a draft (unverified, automatic, already handled, unreadable, or with
+problems) is quarantined with its reason. Only a verified sender is ever answered, and
+never an automatic message (RFC 3834), so no forged address gets mail and no loop starts.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import contextlib
+import hashlib
+import logging
+import re
+from dataclasses import dataclass, field
 from datetime import datetime
-from email import message_from_bytes, policy
-from email.utils import parseaddr
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesHeaderParser, BytesParser
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.http import QueryDict
 
 from waiverdesk.core.errors import Denied, Invalid
 from waiverdesk.notifications import services as notify
 
-from . import request_form, services
+from . import email_checks, request_form, services
+from .models import InboundEmail
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
 class Answer:
+    """What became of one message: the answer to its sender (when one is sent), the draft's
+    reference, or why the message was quarantined."""
+
     to: str
     subject: str
     body: str
     reference: str | None = None
+    quarantined: str = ""  # why the message was not made a draft
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def answered(self) -> bool:
+        return bool(self.to)
 
 
 def receive(raw: bytes, now: datetime) -> Answer:
-    """Read one email and make a draft of it, or say why not; the answer is queued too."""
-    message = message_from_bytes(raw, policy=policy.default)
-    sender = parseaddr(message.get("From", ""))[1].lower()
-    subject = f"Re: {message.get('Subject', '(no subject)')}"
-    user = User.objects.filter(email__iexact=sender, is_active=True).first() if sender else None
+    """Read one email and make a draft of it, or say why not; the answer (when the sender
+    may be answered) and the record of the message are stored with the draft. Never raises:
+    whatever a message holds, the next one is read."""
+    try:
+        return _receive(raw, now)
+    except Exception as error:  # a message nobody foresaw must not stop the queue
+        log.exception("an emailed request could not be handled")
+        answer = unanswered(f"it could not be read ({type(error).__name__})")
+        try:
+            _record(_key(None, raw), None, answer, now)
+        except Exception:  # noqa: BLE001 — the log has it, and the quarantine the message
+            log.exception("and it could not be recorded")
+        return answer
+
+
+def unanswered(why: str) -> Answer:
+    """A message quarantined without an answer (it may be forged, or is automatic)."""
+    return Answer("", "", f"Quarantined: {why}.", quarantined=why)
+
+
+def too_large(head: bytes, size: int, now: datetime) -> Answer:
+    """Refuse unread a message of `size` bytes that begins with `head`; it is recorded (by
+    its headers) and not answered."""
+    limit = settings.EMAIL_MAX_BYTES / 2**20
+    answer = unanswered(f"it is {size / 2**20:.1f} MB, more than the {limit:.0f} MB allowed")
+    message = BytesHeaderParser(policy=policy.default).parsebytes(head)
+    with contextlib.suppress(IntegrityError):  # handled (refused) already
+        _record(_key(message, head), message, answer, now)
+    return answer
+
+
+def _receive(raw: bytes, now: datetime) -> Answer:
+    if len(raw) > settings.EMAIL_MAX_BYTES:
+        return too_large(raw[:65536], len(raw), now)
+    message = BytesParser(policy=policy.default).parsebytes(raw)
+    key = _key(message, raw)
+    if InboundEmail.objects.filter(message_id=key).exists():
+        return unanswered("it was handled already")
+    reply = _reply_to(message)
+
+    def refuse(why: str, answer: bool = True) -> Answer:
+        result = Answer(**reply, body=why, quarantined=why.strip()) if answer else unanswered(why)
+        _record(key, message, result, now)
+        return result
+
+    if why := email_checks.automatic(message):
+        return refuse(why, answer=False)
+    if not email_checks.verified(message, raw):
+        why = (f"the sender {reply['to'] or '(none)'} could not be verified: no DKIM signature "
+               "of its domain, no trusted Authentication-Results")  # fmt: skip
+        return refuse(why, answer=False)
+    user = User.objects.filter(email__iexact=reply["to"], is_active=True).first()
     if user is None:
-        answer = Answer(sender, subject, "We do not know this address, so nothing was created.")
-    else:
-        part = message.get_body(preferencelist=("plain",))
-        fields = _fields(part.get_content() if part else "")
-        body = request_form.body_from(fields.get("type", ""), fields)
-        # The draft and its answer commit together; a refusal (recorded by the service) and
-        # its answer do too.
+        return refuse("We do not know this address, so nothing was created.\n")
+    part = message.get_body(preferencelist=("plain",))
+    try:
+        text = part.get_content() if part else ""
+    except LookupError:
+        return refuse(f"Nothing was created: your message is in a character set we cannot read "
+                      f"({part.get_content_charset()}). Please send it as UTF-8.\n")  # fmt: skip
+    fields = _fields(text)
+    body = request_form.body_from(fields.get("type", ""), fields)
+    try:
+        # The draft, its answer and the record of the message commit together; a refusal
+        # (recorded by the service) and its answer do too.
         with transaction.atomic():
             try:
                 waiver = services.create(body, user, now=now)
             except Invalid as invalid:
-                lines = [f"  {p.field}: {p.message}" for p in invalid.problems]
-                answer = Answer(
-                    sender, subject, "Nothing was created. Please fix:\n" + "\n".join(lines) + "\n"
-                )
+                lines = "".join(f"  {p.field}: {p.message}\n" for p in invalid.problems)
+                return refuse("Nothing was created. Please fix:\n" + lines)
             except Denied as denied:
-                answer = Answer(sender, subject, f"Nothing was created: {denied.message}.\n")
-            else:
-                answer = _created(sender, subject, waiver.reference)
-            _queue(answer, now)
-        return answer
-    if answer.to:
-        with transaction.atomic():
-            _queue(answer, now)
-    return answer
+                return refuse(f"Nothing was created: {denied.message}.\n")
+            answer = Answer(
+                **reply,
+                body=f"Your request is saved as draft {waiver.reference}.\n"
+                f"Review and submit it at {settings.BASE_URL}/requests/{waiver.reference}/\n",
+                reference=waiver.reference,
+            )
+            _record(key, message, answer, now)
+            return answer
+    except IntegrityError:
+        if InboundEmail.objects.filter(message_id=key).exists():  # another intake was first
+            return unanswered("it was handled already")
+        raise
+    except DatabaseError as error:  # a value the database refuses
+        log.warning("an emailed request could not be stored: %s", error)
+        return refuse("Nothing was created: a value in your message could not be stored; "
+                      "please check it for unusual characters.\n")  # fmt: skip
 
 
-def _created(to: str, subject: str, reference: str) -> Answer:
-    return Answer(
-        to,
-        subject,
-        f"Your request is saved as draft {reference}.\n"
-        f"Review and submit it at {settings.BASE_URL}/requests/{reference}/\n",
-        reference,
-    )
+def _record(key: str, message: EmailMessage | None, answer: Answer, now: datetime) -> None:
+    """Keep what became of the message and queue its answer, in one transaction."""
+    outcome = InboundEmail.Outcome.QUARANTINED if answer.quarantined else InboundEmail.Outcome.DRAFT
+    with transaction.atomic():
+        InboundEmail.objects.create(
+            message_id=key,
+            sender=email_checks.sender(message)[:254] if message else "",
+            subject=_one_line(message.get("Subject", ""))[:200] if message else "",
+            outcome=outcome,
+            reason=answer.quarantined,
+            answered=answer.answered,
+            reference=answer.reference or "",
+            received_at=now,
+        )
+        if answer.answered:
+            notify.queue_email(
+                answer.to, answer.subject, answer.body, "intake.answer", now,
+                object_ref=answer.reference or "", headers=answer.headers,
+            )  # fmt: skip
+
+
+def _key(message: EmailMessage | None, raw: bytes) -> str:
+    """The message's Message-ID, or (without one) the hash of the whole message."""
+    try:
+        found = str(message.get("Message-ID", "")).strip() if message is not None else ""
+    except Exception:  # noqa: BLE001 — a header that does not parse: use the hash
+        found = ""
+    return found[:300] if found else "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+def _reply_to(message: EmailMessage) -> dict:
+    """The answer's address, subject and threading headers (RFC 3834 §3, RFC 5322 §3.6.4)."""
+    subject = _one_line(message.get("Subject", "")) or "(no subject)"
+    if not re.match(r"(?i)re\s*:", subject):
+        subject = f"Re: {subject}"
+    headers = {"Auto-Submitted": "auto-replied"}
+    if original := _one_line(message.get("Message-ID", "")):
+        headers["In-Reply-To"] = original
+        headers["References"] = " ".join(
+            [*_one_line(message.get("References", "")).split()[-10:], original]
+        )
+    return {"to": email_checks.sender(message), "subject": subject, "headers": headers}
+
+
+def _one_line(value) -> str:
+    return " ".join(str(value or "").split())
 
 
 def _fields(text: str) -> QueryDict:
@@ -108,8 +226,3 @@ def _fields(text: str) -> QueryDict:
         else:
             fields[name] = value
     return fields
-
-
-def _queue(answer: Answer, now: datetime) -> None:
-    notify.queue_email(answer.to, answer.subject, answer.body, "intake.answer", now,
-                       object_ref=answer.reference or "")  # fmt: skip

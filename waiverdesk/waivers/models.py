@@ -266,3 +266,28 @@ class Task(models.Model):
 
     def __str__(self) -> str:
         return f"{self.title} ({self.waiver_id})"
+
+
+class InboundEmail(models.Model):
+    """An emailed request as it was handled: each Message-ID once, with what became of it."""
+
+    class Outcome(models.TextChoices):
+        DRAFT = "draft"  # a draft was made
+        QUARANTINED = "quarantined"  # not made a draft; `reason` says why
+
+    message_id = models.CharField(
+        max_length=300, unique=True, help_text="The Message-ID, or sha256: of the whole message."
+    )
+    sender = models.CharField(max_length=254, blank=True)
+    subject = models.CharField(max_length=200, blank=True)
+    outcome = models.CharField(max_length=12, choices=Outcome.choices)
+    reason = models.TextField(blank=True)
+    answered = models.BooleanField(default=False)
+    reference = models.CharField(max_length=40, blank=True)
+    received_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.message_id}: {self.outcome}"

@@ -58,7 +58,7 @@ def test_the_api_answers_422_at_the_policy_and_stores_nothing(fragile):
     assert "division by zero" in mail.body  # the policy admins learn what went wrong
 
 
-def test_every_door_refuses_it_the_same_way(fragile):
+def test_every_door_refuses_it_the_same_way(fragile, trusted_mail_server):
     with pytest.raises(Invalid, match="cannot be applied to this request"):
         services.simulate(request_body())
     with pytest.raises(Invalid, match="cannot be applied to this request"):

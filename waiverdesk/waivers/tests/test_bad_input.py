@@ -111,7 +111,9 @@ def test_the_web_form_refuses_a_nul_with_400_and_long_values_at_their_field(worl
     assert not Waiver.objects.exists()
 
 
-def test_email_intake_answers_each_problem_of_a_strange_message(world, smtp_server):
+def test_email_intake_answers_each_problem_of_a_strange_message(
+    world, smtp_server, trusted_mail_server
+):
     world["rita"].email = "rita@example.com"
     world["rita"].save()
     strange = WELL_FORMED.replace("financials.list_value: 12000", "financials.list_value: NaN")

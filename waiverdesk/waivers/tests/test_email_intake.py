@@ -1,14 +1,21 @@
-"""Requests by email: a draft and an answer, or an answer listing the problems."""
+"""Requests by email: a draft and an answer, or an answer listing the problems; and no
+message can stop intake, be forged into a draft, be handled twice, or start a loop."""
 
+import base64
 import mailbox
 from email.message import EmailMessage
 
+import dkim
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from django.core.management import call_command
 
 from waiverdesk.notifications import services as notify
-from waiverdesk.testing import NOW
+from waiverdesk.notifications.models import Message
+from waiverdesk.testing import NOW, DnsServer
 from waiverdesk.waivers import email_intake
-from waiverdesk.waivers.models import Waiver
+from waiverdesk.waivers.models import InboundEmail, Waiver
 
 WELL_FORMED = """\
 Hello, please set this up:
@@ -33,20 +40,41 @@ control_owner: olga
 
 Thanks, Rita
 """
+TRUSTED = "mx.example.com"  # the receiving server that vouches for senders in these tests
 
 
-def email(sender: str, body: str) -> bytes:
+@pytest.fixture(autouse=True)
+def _trusted(trusted_mail_server):
+    pass
+
+
+@pytest.fixture
+def rita(world):
+    world["rita"].email = "rita@example.com"
+    world["rita"].save()
+    return world["rita"]
+
+
+def email(sender: str, body: str, verified_by: str | None = TRUSTED, **headers) -> bytes:
+    """A message from `sender`; its domain vouched for by `verified_by`'s
+    Authentication-Results (as a receiving server adds it), unless None."""
     message = EmailMessage()
+    if verified_by:
+        domain = sender.rsplit("@", 1)[1].lower()
+        message["Authentication-Results"] = (
+            f"{verified_by}; dkim=pass header.d={domain}; dmarc=pass header.from={domain}"
+        )
     message["From"], message["To"] = f"Rita <{sender}>", "waivers@example.com"
     message["Subject"] = "Temporary access for Globex"
+    for name, value in headers.items():
+        message[name.replace("_", "-")] = value
     message.set_content(body)
     return message.as_bytes()
 
 
-def test_a_well_formed_email_becomes_a_draft_and_the_sender_gets_its_reference(world, smtp_server):
-    world["rita"].email = "rita@example.com"
-    world["rita"].save()
-    answer = email_intake.receive(email("RITA@example.com", WELL_FORMED), NOW)
+def test_a_well_formed_email_becomes_a_draft_and_the_sender_gets_its_reference(rita, smtp_server):
+    original = email("RITA@example.com", WELL_FORMED, Message_ID="<m1@mail.example.com>")
+    answer = email_intake.receive(original, NOW)
     waiver = Waiver.objects.get()
     assert (waiver.status, waiver.requester.username, waiver.scope["seats"]) == (
         "draft",
@@ -59,11 +87,13 @@ def test_a_well_formed_email_becomes_a_draft_and_the_sender_gets_its_reference(w
     assert reply["To"] == "rita@example.com"
     assert reply["Subject"] == "Re: Temporary access for Globex"
     assert waiver.reference in reply.get_payload()
+    # An answer that no auto-responder answers back, threaded under the request.
+    assert reply["Auto-Submitted"] == "auto-replied"
+    assert reply["In-Reply-To"] == "<m1@mail.example.com>"
+    assert reply["References"] == "<m1@mail.example.com>"
 
 
-def test_a_malformed_email_is_answered_with_its_problems_and_nothing_is_stored(world, smtp_server):
-    world["rita"].email = "rita@example.com"
-    world["rita"].save()
+def test_a_malformed_email_is_answered_with_its_problems_and_nothing_is_stored(rita, smtp_server):
     broken = WELL_FORMED.replace("end: 2027-03-15", "end: 2027-01-15").replace(
         "customer: GLOBEX-002", "customer: NOBODY-9"
     )
@@ -81,12 +111,209 @@ def test_an_unknown_sender_creates_nothing(world):
     assert "do not know this address" in answer.body
 
 
-def test_the_command_reads_the_new_messages_of_a_maildir_once(world, tmp_path, capsys):
-    world["rita"].email = "rita@example.com"
-    world["rita"].save()
-    box = mailbox.Maildir(tmp_path / "inbox")
-    box.add(email("rita@example.com", WELL_FORMED))
-    call_command("intake-email", "--maildir", str(tmp_path / "inbox"))
-    call_command("intake-email", "--maildir", str(tmp_path / "inbox"))
+def test_a_reply_subject_is_not_stacked(rita):
+    message = email("rita@example.com", WELL_FORMED, References="<a@x> <b@x>",
+                    Message_ID="<c@x>")  # fmt: skip
+    message = message.replace(b"Subject: Temporary", b"Subject: RE: Temporary")
+    answer = email_intake.receive(message, NOW)
+    assert answer.subject == "RE: Temporary access for Globex"
+    assert answer.headers["References"] == "<a@x> <b@x> <c@x>"
+
+
+def test_one_message_id_is_handled_once(rita):
+    message = email("rita@example.com", WELL_FORMED, Message_ID="<once@mail.example.com>")
+    assert email_intake.receive(message, NOW).reference
+    again = email_intake.receive(message, NOW)
+    assert again.quarantined == "it was handled already" and not again.answered
     assert Waiver.objects.count() == 1
+    assert Message.objects.filter(channel="email").count() == 1  # one answer
+
+
+# -- who sent it ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def signing(settings):
+    """A DKIM key of example.com, published in a real DNS server the intake asks."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    server = DnsServer()
+    server.records["test._domainkey.example.com"] = server.records[
+        "test._domainkey.evil.example"
+    ] = "v=DKIM1; k=rsa; p=" + base64.b64encode(public).decode()
+    settings.DNS_SERVER, settings.EMAIL_TRUSTED_AUTHSERV = server.address, set()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+    def sign(message: bytes, domain: str = "example.com") -> bytes:
+        header = dkim.sign(message, b"test", domain.encode(), pem,
+                           include_headers=[b"From", b"To", b"Subject"])  # fmt: skip
+        return header + message
+
+    yield sign
+    server.stop()
+
+
+def test_a_dkim_signed_message_from_its_domain_becomes_a_draft(rita, signing):
+    answer = email_intake.receive(signing(email("rita@example.com", WELL_FORMED, None)), NOW)
+    assert answer.reference and Waiver.objects.count() == 1
+
+
+def forge_from(sign, message: bytes) -> bytes:
+    """Signed by the attacker's own domain, then the From changed to Rita's."""
+    evil = sign(message.replace(b"rita@example.com", b"rita@evil.example"), "evil.example")
+    return evil.replace(b"From: Rita <rita@evil.example>", b"From: Rita <rita@example.com>")
+
+
+@pytest.mark.parametrize(
+    "forge",
+    [
+        pytest.param(lambda sign, m: m, id="unsigned"),
+        pytest.param(lambda sign, m: sign(m).replace(b"Keeps 50", b"Keeps 90"), id="altered"),
+        pytest.param(lambda sign, m: forge_from(sign, m), id="forged-from"),
+        pytest.param(lambda sign, m: sign(m, "evil.example"), id="signed-by-another-domain"),
+    ],
+)  # fmt: skip
+def test_a_message_whose_sender_is_not_verified_is_quarantined_and_not_answered(
+    rita, signing, forge
+):
+    message = forge(signing, email("rita@example.com", WELL_FORMED, None))
+    answer = email_intake.receive(message, NOW)
+    assert not Waiver.objects.exists()
+    assert "could not be verified" in answer.quarantined
+    assert not answer.answered and not Message.objects.exists()  # no mail to a forged address
+    assert InboundEmail.objects.get().outcome == "quarantined"
+
+
+@pytest.mark.parametrize(
+    "results",
+    [
+        pytest.param(
+            "mx.attacker.example; dmarc=pass header.from=example.com", id="untrusted-server"
+        ),
+        pytest.param(f"{TRUSTED}; dkim=pass header.d=attacker.example", id="another-domain"),
+        pytest.param(f"{TRUSTED}; dmarc=fail header.from=example.com", id="failed"),
+        pytest.param(f"{TRUSTED}; dmarc=pass header.from=example.com (((", id="unparseable"),
+    ],
+)
+def test_authentication_results_count_only_from_the_trusted_server_and_for_the_from_domain(
+    rita, results
+):
+    message = email("rita@example.com", WELL_FORMED, None)
+    answer = email_intake.receive(f"Authentication-Results: {results}\n".encode() + message, NOW)
+    assert "could not be verified" in answer.quarantined and not Waiver.objects.exists()
+
+
+def test_only_the_topmost_result_of_the_trusted_server_counts(rita):
+    # The receiving server's verdict is on top; a "pass" forged below it by the sender is not read.
+    message = email("rita@example.com", WELL_FORMED)  # carries a trusted pass...
+    on_top = f"Authentication-Results: {TRUSTED}; dmarc=fail header.from=example.com\n".encode()
+    assert "could not be verified" in email_intake.receive(on_top + message, NOW).quarantined
+
+
+# -- no loops ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Auto_Submitted": "auto-replied"},
+        {"Auto_Submitted": "auto-generated; owner-email=x@example.com"},
+        {"Precedence": "bulk"},
+        {"Precedence": "list"},
+        {"List_Id": "<sales.example.com>"},
+        {"Return_Path": "<>"},
+    ],
+)
+def test_an_automatic_message_is_never_answered(rita, headers):
+    answer = email_intake.receive(email("rita@example.com", "out of office", **headers), NOW)
+    assert answer.quarantined and not answer.answered
+    assert not Message.objects.exists()
+
+
+def test_a_message_from_waiverdesk_itself_is_never_answered(world, settings):
+    settings.DEFAULT_FROM_EMAIL = "Waivers <waivers@example.com>"
+    answer = email_intake.receive(email("waivers@example.com", "Your request is saved"), NOW)
+    assert "own address" in answer.quarantined and not Message.objects.exists()
+
+
+def test_an_auto_responder_and_intake_do_not_loop(rita, smtp_server):
+    """Rita's out-of-office answers intake's answer; intake does not answer that."""
+    email_intake.receive(email("rita@example.com", "no fields here"), NOW)
+    notify.deliver(NOW)
+    (answer,) = smtp_server
+    out_of_office = EmailMessage()
+    out_of_office["Authentication-Results"] = f"{TRUSTED}; dmarc=pass header.from=example.com"
+    out_of_office["From"], out_of_office["To"] = "rita@example.com", answer["From"]
+    out_of_office["Subject"] = f"Out of office: {answer['Subject']}"
+    out_of_office["Auto-Submitted"] = "auto-replied"
+    out_of_office.set_content("I am away until Monday.")
+    email_intake.receive(out_of_office.as_bytes(), NOW)
+    notify.deliver(NOW)
+    assert len(smtp_server) == 1
+
+
+# -- nothing stops the queue ------------------------------------------------------------------
+
+
+def poison_messages() -> dict[str, bytes]:
+    unknown_charset = email("rita@example.com", WELL_FORMED).replace(
+        b'charset="utf-8"', b'charset="x-unheard-of"'
+    )
+    broken_mime = (
+        f"Authentication-Results: {TRUSTED}; dmarc=pass header.from=example.com\n"
+        "From: rita@example.com\nSubject: broken\nMIME-Version: 1.0\n"
+        'Content-Type: multipart/mixed; boundary="never-closed"\n\n'
+        "--never-closed\nContent-Type: text/plain; charset=utf-8\n"
+        "Content-Transfer-Encoding: base64\n\n@@@not base64@@@\n"
+    ).encode()
+    return {
+        "unknown charset": unknown_charset,
+        "NUL": email("rita@example.com", WELL_FORMED.replace("No outage", "No\x00outage")),
+        "infinity": email(
+            "rita@example.com", WELL_FORMED.replace("list_value: 12000", "list_value: Infinity")
+        ),
+        "huge": email("rita@example.com", WELL_FORMED + "x" * (20 * 2**20)),
+        "broken MIME": broken_mime,
+        "garbage": b"\xff\xfe\x00\x00garbage\r\n\r\n\x00\x01",
+        "unsigned": email("rita@example.com", WELL_FORMED, None),
+    }
+
+
+def test_a_maildir_with_poison_among_good_messages_makes_every_good_one_a_draft(
+    rita, tmp_path, capsys
+):
+    box = mailbox.Maildir(tmp_path / "inbox")
+    bad = poison_messages()
+    for name, raw in bad.items():
+        box.add(raw)
+        box.add(email("rita@example.com", WELL_FORMED.replace("Keeps 50", f"Good after {name}:")))
+
+    call_command("intake-email", "--maildir", str(tmp_path / "inbox"))  # does not raise
+
+    benefits = sorted(w.justification["benefit"] for w in Waiver.objects.all())
+    assert benefits == sorted(f"Good after {name}: analysts working" for name in bad)
+    quarantine = box.get_folder("Quarantine")
+    assert len(quarantine) == len(bad)
+    assert all(m["X-Waiverdesk-Quarantined"] for m in quarantine if len(m.as_bytes()) < 2**20)
+    assert len(box) == len(bad)  # the good ones, filed as read
+    assert all("S" in m.get_flags() for m in box)
+    reasons = InboundEmail.objects.filter(outcome="quarantined").values_list("reason", flat=True)
+    assert len(reasons) == len(bad)
+
+    call_command("intake-email", "--maildir", str(tmp_path / "inbox"))  # nothing new to read
+    assert Waiver.objects.count() == len(bad)
     assert "saved as draft" in capsys.readouterr().out
+
+
+def test_a_message_the_sender_can_fix_is_answered_with_the_reason(rita):
+    bad = poison_messages()
+    charset = email_intake.receive(bad["unknown charset"], NOW)
+    assert "character set we cannot read (x-unheard-of)" in charset.body and charset.answered
+    infinity = email_intake.receive(bad["infinity"], NOW)
+    assert infinity.answered and "Nothing was created" in infinity.body
+    huge = email_intake.receive(bad["huge"], NOW)
+    assert "more than the" in huge.quarantined and not huge.answered

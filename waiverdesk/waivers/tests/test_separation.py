@@ -116,7 +116,7 @@ def test_the_web_form_shows_the_refused_control_owner_at_its_field(stakes):
     assert not Waiver.objects.exists() and refusals("control_owner_conflict") == 1
 
 
-def test_email_intake_and_the_command_line_refuse_it_too(stakes, tmp_path):
+def test_email_intake_and_the_command_line_refuse_it_too(stakes, tmp_path, trusted_mail_server):
     text = WELL_FORMED.replace("control_owner: olga", "control_owner: rita")
     answer = email_intake.receive(email("rita@example.com", text), NOW)
     assert "must not be the requester" in answer.body
