@@ -17,7 +17,7 @@ venv: $(BIN)/.installed
 run: venv
 	$(BIN)/waiverdesk migrate --verbosity 0
 	$(BIN)/waiverdesk demo
-	$(BIN)/waiverdesk serve
+	WAIVERDESK_DEVELOPMENT=1 $(BIN)/waiverdesk serve
 
 # The browser tests drive Debian's chromium; install it when the machine lacks it.
 chromium:

@@ -12,9 +12,13 @@ DATA_DIR = Path(os.environ.get("WAIVERDESK_DATA_DIR", BASE_DIR.parent / "var")).
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 DEFAULT_POLICY_FILE = BASE_DIR.parent / "policies" / "default.yaml"
 
+# `waiverdesk serve` refuses to start without WAIVERDESK_SECRET_KEY, except in a sandbox or in
+# `make run`'s development mode (WAIVERDESK_DEVELOPMENT=1).
+SECRET_KEY_GIVEN = bool(os.environ.get("WAIVERDESK_SECRET_KEY"))
 SECRET_KEY = os.environ.get(
     "WAIVERDESK_SECRET_KEY", "insecure-development-key-set-WAIVERDESK_SECRET_KEY"
 )
+DEVELOPMENT = os.environ.get("WAIVERDESK_DEVELOPMENT", "") == "1"
 DEBUG = os.environ.get("WAIVERDESK_DEBUG", "") == "1"
 ALLOWED_HOSTS = [
     h for h in os.environ.get("WAIVERDESK_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h
@@ -27,6 +31,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "axes",
     "waiverdesk.directory",
     "waiverdesk.policies",
     "waiverdesk.waivers",
@@ -43,14 +48,18 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "waiverdesk.api.errors.json_errors",
     "django.middleware.security.SecurityMiddleware",
+    "waiverdesk.web.content_security_policy",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "axes.middleware.AxesMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "waiverdesk.waivers.attachments.limit_uploads",
     "waiverdesk.api.api.refuse_nul_bytes",
     "waiverdesk.api.idempotency.IdempotencyMiddleware",
 ]
@@ -95,11 +104,42 @@ TEMPLATES = [
     }
 ]
 
+# Passwords (ASVS 2.1): at least 12 characters, not one of the 20,000 most common, not like
+# the person's name or address, not all digits, not the user name repeated.
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 12},
+    },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    {"NAME": "waiverdesk.directory.signing_in.NotTheUsernameRepeated"},
 ]
+
+# Failed sign-ins are throttled (django-axes): after AXES_FAILURE_LIMIT failures for one
+# account, or from one address, sign-in waits WAIVERDESK_SIGN_IN_COOLOFF_MINUTES.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = int(os.environ.get("WAIVERDESK_SIGN_IN_FAILURES", "5"))
+AXES_COOLOFF_TIME = timedelta(
+    minutes=int(os.environ.get("WAIVERDESK_SIGN_IN_COOLOFF_MINUTES", "15"))
+)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # each on its own
+AXES_RESET_ON_SUCCESS = True
+AXES_DISABLE_ACCESS_LOG = True  # sign-ins are in the audit trail
+AXES_LOCKOUT_CALLABLE = "waiverdesk.directory.signing_in.locked_out"
+AXES_CLIENT_IP_CALLABLE = "waiverdesk.directory.signing_in.client_address"
+AXES_USERNAME_CALLABLE = "waiverdesk.directory.signing_in.username_of"
+AXES_VERBOSE = False
+# Behind a TLS proxy: WAIVERDESK_PROXY_COUNT proxies append to X-Forwarded-For (the client's
+# address is read from it), and X-Forwarded-Proto says https.
+PROXY_COUNT = int(os.environ.get("WAIVERDESK_PROXY_COUNT", "0"))
+if PROXY_COUNT:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    USE_X_FORWARDED_HOST = os.environ.get("WAIVERDESK_USE_X_FORWARDED_HOST", "") == "1"
 
 # The web UI: signed-in sessions end after WAIVERDESK_IDLE_MINUTES without a request.
 LOGIN_URL = "sign-in"
@@ -108,6 +148,28 @@ SESSION_COOKIE_AGE = 60 * int(os.environ.get("WAIVERDESK_IDLE_MINUTES", "30"))
 SESSION_SAVE_EVERY_REQUEST = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
+
+# Served over TLS (WAIVERDESK_SECURE=1): HSTS, Secure cookies, http:// redirected to https://
+# (but /healthz, for load balancers). Forms are accepted from WAIVERDESK_BASE_URL's origin
+# and from WAIVERDESK_CSRF_TRUSTED_ORIGINS (comma-separated).
+SECURE = os.environ.get("WAIVERDESK_SECURE", "") == "1"
+if SECURE:
+    SECURE_SSL_REDIRECT = True
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    SECURE_HSTS_SECONDS = 31536000
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = os.environ.get("WAIVERDESK_HSTS_PRELOAD", "") == "1"
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+    # Submitting the domain to the browsers' preload list is the operator's choice.
+    SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+# Every page: only this site's own script, style, images and forms (the UI has no inline
+# script or style), never framed.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
 
 # The stylesheet and script are the project's own, served by WhiteNoise straight from
 # the package (no collectstatic step, nothing fetched from the internet at run time).
@@ -125,10 +187,32 @@ ATTACHMENT_DIR = DATA_DIR / "attachments"
 # (`waiverdesk audit key`) so auditors can pin it.
 AUDIT_KEY_FILE = Path(os.environ.get("WAIVERDESK_AUDIT_KEY", DATA_DIR / "audit-signing-key.pem"))
 ATTACHMENT_MAX_BYTES = int(os.environ.get("WAIVERDESK_ATTACHMENT_MAX_BYTES", 10 * 1024 * 1024))
+# Uploaded files are streamed to disk as they arrive; a request carrying more than this in
+# all is refused (413) before it is read.
+UPLOAD_MAX_BYTES = int(os.environ.get("WAIVERDESK_UPLOAD_MAX_BYTES", 5 * ATTACHMENT_MAX_BYTES))
+FILE_UPLOAD_HANDLERS = ["waiverdesk.waivers.attachments.UploadHandler"]
+
+# An Idempotency-Key is kept this long; one whose request neither finished nor released it
+# (the server died mid-request) is free again after IDEMPOTENCY_ABANDONED_SECONDS.
+IDEMPOTENCY_KEY_HOURS = 24
+IDEMPOTENCY_ABANDONED_SECONDS = int(
+    os.environ.get("WAIVERDESK_IDEMPOTENCY_ABANDONED_SECONDS", "120")
+)
 
 # Outbound messages. EMAIL_URL is smtp://[user:password@]host:port (smtps:// for TLS);
 # without it, emails are written as files under WAIVERDESK_DATA_DIR/mail.
 BASE_URL = os.environ.get("WAIVERDESK_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+_base = urlparse(BASE_URL)
+CSRF_TRUSTED_ORIGINS = sorted(
+    {f"{_base.scheme}://{_base.netloc}"}
+    | {
+        o.strip().rstrip("/")
+        for o in os.environ.get("WAIVERDESK_CSRF_TRUSTED_ORIGINS", "").split(",")
+        if o.strip()
+    }
+)
+if _base.hostname and _base.hostname not in ALLOWED_HOSTS:
+    ALLOWED_HOSTS.append(_base.hostname)
 DEFAULT_FROM_EMAIL = os.environ.get("WAIVERDESK_FROM_EMAIL", "waiverdesk@localhost")
 ALLOW_PRIVATE_WEBHOOKS = os.environ.get("WAIVERDESK_ALLOW_PRIVATE_WEBHOOKS", "") == "1"
 # A webhook delivery has this many seconds in all; up to DELIVERY_CONCURRENCY endpoints are
@@ -168,4 +252,6 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("WAIVERDESK_LOG_LEVEL", "INFO")},
+    # Sign-ins are in the audit trail; django-axes need not log each one too.
+    "loggers": {"axes": {"level": "WARNING"}},
 }

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
@@ -124,6 +125,7 @@ def at_once(count: int, work) -> list:
 @contextlib.contextmanager
 def serving(env: dict[str, str], port: int, workers: int = 2):
     """`waiverdesk serve` in a subprocess, answering on `port` until the block ends."""
+    env = {"WAIVERDESK_SECRET_KEY": "a-test-key-" + "x" * 50, **env}
     server = subprocess.Popen(
         [Path(sys.executable).parent / "waiverdesk", "serve", "--bind", f"127.0.0.1:{port}",
          "--workers", str(workers)],
@@ -134,6 +136,8 @@ def serving(env: dict[str, str], port: int, workers: int = 2):
             try:
                 urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
                 break
+            except urllib.error.HTTPError:
+                break  # it answers, if only to say it is unhealthy
             except OSError:
                 time.sleep(0.1)
         yield f"http://127.0.0.1:{port}"

@@ -18,6 +18,8 @@ def openapi(request):
     return JsonResponse(api.get_openapi_schema(path_prefix="/api/v1/"))
 
 
+handler500 = "waiverdesk.api.errors.server_error"
+
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("api/v1/", api.urls),

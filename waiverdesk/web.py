@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import functools
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest
 from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 
+from waiverdesk.audit import services as audit
 from waiverdesk.core.errors import Denied, Invalid
 from waiverdesk.directory.services import roles_of
 from waiverdesk.policies import services as policies
@@ -61,6 +64,24 @@ def navigation(request: HttpRequest) -> dict:
     }
 
 
+def content_security_policy(get_response):
+    """Middleware: every page carries the Content-Security-Policy of settings."""
+
+    def middleware(request: HttpRequest):
+        response = get_response(request)
+        response.setdefault("Content-Security-Policy", settings.CONTENT_SECURITY_POLICY)
+        return response
+
+    return middleware
+
+
+def back_to(request: HttpRequest, fallback: str):
+    """Redirect to the form's `back` path when it is a path of this site, else to `fallback`."""
+    back = request.POST.get("back") or request.GET.get("back") or ""
+    local = back.startswith("/") and url_has_allowed_host_and_scheme(back, allowed_hosts=None)
+    return redirect(back if local else fallback)
+
+
 def page(view):
     """A signed-in page: an unknown or hidden waiver is a 404, a refused action a 403 page."""
 
@@ -70,8 +91,13 @@ def page(view):
         try:
             return view(request, *args, **kwargs)
         except NotFound:
+            audit.refused_at_door(
+                "web", request, "not_found", "not found (or not visible to this user)"
+            )
             raise Http404("no such request") from None
         except Denied as denied:
+            if not denied.audited:
+                audit.refused_at_door("web", request, denied.code, denied.message)
             return render(request, "refused.html", {"message": denied.message}, status=403)
 
     return inner

@@ -13,6 +13,7 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.security import HttpBearer
 
 from waiverdesk import clock
+from waiverdesk.audit import services as audit
 from waiverdesk.core.errors import Denied, Invalid
 from waiverdesk.core.policy import PolicyError
 from waiverdesk.policies.services import NoActivePolicy
@@ -121,6 +122,8 @@ def _schema_invalid(request, exc: ValidationError):
 
 @api.exception_handler(Denied)
 def _denied(request, exc: Denied):
+    if not exc.audited:
+        audit.refused_at_door("api", request, exc.code, exc.message)
     return errors(
         request,
         409 if exc.code in CONFLICTS else 403,
@@ -130,6 +133,7 @@ def _denied(request, exc: Denied):
 
 @api.exception_handler(MissingScope)
 def _missing_scope(request, exc: MissingScope):
+    audit.refused_at_door("api", request, "missing_scope", f"the token lacks the '{exc}' scope")
     return errors(
         request,
         403,
@@ -161,6 +165,7 @@ def _unauthenticated(request, exc):
 @api.exception_handler(NotFound)
 @api.exception_handler(Http404)
 def _not_found(request, exc):
+    audit.refused_at_door("api", request, "not_found", "not found, or not visible")
     return errors(request, 404, [{"field": None, "code": "not_found", "message": "not found"}])
 
 

@@ -47,3 +47,15 @@ class AuditCheckpoint(models.Model):
 
     def __str__(self) -> str:
         return f"checkpoint at {self.seq}"
+
+
+class RefusalTally(models.Model):
+    """Outside the chain: when a refusal was last written to the trail, and how many identical
+    ones have come since, so that repeats within a minute are one entry, not a flood."""
+
+    key = models.CharField(max_length=64, unique=True, help_text="SHA-256 of what was refused.")
+    written_at = models.DateTimeField()
+    repeats = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.key[:12]}… +{self.repeats}"

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -20,6 +21,7 @@ from cryptography.hazmat.primitives.serialization import (
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, transaction
+from django.db.models import Exists, F, OuterRef, Subquery
 
 from waiverdesk import clock
 from waiverdesk.core.audit_chain import (
@@ -35,7 +37,7 @@ from waiverdesk.core.audit_chain import (
 from waiverdesk.core.errors import Invalid, Problem
 from waiverdesk.core.verifier import Frontier, Tree, leaf_hash, statement
 
-from .models import AuditCheckpoint, AuditEntry
+from .models import AuditCheckpoint, AuditEntry, RefusalTally
 
 CHAIN_LOCK = 0x77616976  # the advisory lock that serialises appends on PostgreSQL
 
@@ -286,10 +288,66 @@ def _chain_time(text: str) -> str:
     return f"{base[:10]}T{base[11:19]}.{fraction:0<6}Z"
 
 
+def refusal(
+    actor: str,
+    action: str,
+    object_type: str,
+    object_ref: str,
+    payload: dict[str, Any],
+    window: timedelta = timedelta(minutes=1),
+    at: datetime | None = None,
+) -> None:
+    """Record a refusal (or a failed sign-in) in its own transaction, without flooding: the
+    same refusal again within `window` is counted, not written, and the next entry written
+    for it says how many came between (`repeated`)."""
+    moment = at or clock.now()
+    key = hashlib.sha256(
+        payload_json([actor, action, object_type, object_ref, payload]).encode()
+    ).hexdigest()
+    with transaction.atomic():
+        tally, new = RefusalTally.objects.select_for_update().get_or_create(
+            key=key, defaults={"written_at": moment}
+        )
+        if not new and moment - tally.written_at < window:
+            RefusalTally.objects.filter(pk=tally.pk).update(repeats=F("repeats") + 1)
+            return
+        body = {**payload, "repeated": tally.repeats} if tally.repeats else payload
+        append(actor[:150], action, None, body, object_type=object_type,
+               object_ref=object_ref[:80], at=moment)  # fmt: skip
+        RefusalTally.objects.filter(pk=tally.pk).update(written_at=moment, repeats=0)
+
+
+def refused_at_door(door: str, request, code: str, message: str) -> None:
+    """A refusal by the web UI or the API itself (a missing scope or role, a hidden
+    request's 404) in the trail, as `refusal` writes it: `web.refused` or `api.refused`."""
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated:
+        where = f"{request.method} {request.path}"[:80]
+        refusal(user.username, f"{door}.refused", "request", where,
+                {"code": code, "message": message})  # fmt: skip
+
+
 def verify() -> Verification:
-    """Verify the whole chain, and that it agrees with every checkpoint."""
+    """Verify the whole chain, that it agrees with every checkpoint, and that it still
+    begins where the records begin: the oldest request's entries must be in it (a trail
+    emptied, or emptied and begun again, does not verify)."""
+    from waiverdesk.waivers.models import Waiver
+
     checkpoints = dict(AuditCheckpoint.objects.values_list("seq", "hash"))
-    return verify_chain(_rows(), checkpoints)
+    result = verify_chain(_rows(), checkpoints)
+    recorded = AuditEntry.objects.filter(object_type="waiver", object_ref=OuterRef("reference"))
+    oldest = Waiver.objects.order_by("id").values("id")[:1]
+    unrecorded = (
+        Waiver.objects.filter(id=Subquery(oldest))
+        .filter(~Exists(recorded))
+        .values_list("reference", flat=True)
+        .first()
+    )  # one query
+    if result.ok and unrecorded:
+        reason = (f"the trail holds no entry about {unrecorded}, the oldest request: entries "
+                  "were removed")  # fmt: skip
+        return Verification(False, 0, result.head, first_bad_seq=1, reason=reason)
+    return result
 
 
 def entries_for(object_type: str, ref: str) -> list[AuditEntry]:

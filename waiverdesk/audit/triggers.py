@@ -21,6 +21,25 @@ INSTALL = {
     ],
 }
 
+# TRUNCATE skips row triggers: on PostgreSQL a statement trigger refuses it too. Only a
+# superuser who says so (SET waiverdesk.emptying_audit = 'on', as the test suite's flush
+# between tests does) may empty the tables; a superuser could drop the triggers anyway.
+TRUNCATE_GUARD = [
+    "CREATE OR REPLACE FUNCTION audit_refuse_truncate() RETURNS trigger LANGUAGE plpgsql AS $$ "
+    "BEGIN IF current_setting('waiverdesk.emptying_audit', true) = 'on' AND "
+    "(SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN RETURN NULL; END IF; "
+    f"RAISE EXCEPTION '{MESSAGE}'; END $$",
+    *(
+        f"CREATE OR REPLACE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+        "FOR EACH STATEMENT EXECUTE FUNCTION audit_refuse_truncate()"
+        for table in TABLES
+    ),
+]
+TRUNCATE_UNGUARD = [
+    *(f"DROP TRIGGER IF EXISTS {table}_no_truncate ON {table}" for table in TABLES),
+    "DROP FUNCTION IF EXISTS audit_refuse_truncate()",
+]
+
 UNINSTALL = {
     "sqlite": [
         f"DROP TRIGGER IF EXISTS {table}_no_{op.lower()}"

@@ -20,6 +20,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 
+from waiverdesk.core import cells
 from waiverdesk.directory.models import Customer, Product
 from waiverdesk.usage.models import UsageRecord
 from waiverdesk.waivers.models import Waiver
@@ -155,5 +156,5 @@ def to_csv(found: list[Discrepancy]) -> str:
     writer = csv.DictWriter(out, ["invoice", "line", "customer", "product", "period_start",
                                   "period_end", "kind", "detail"])  # fmt: skip
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows(cells.record(r) for r in rows)
     return out.getvalue()

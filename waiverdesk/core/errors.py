@@ -30,4 +30,5 @@ class Denied(Exception):
 
     def __init__(self, code: str, message: str):
         self.code, self.message = code, message
+        self.audited = False  # set once the refusal is in the audit trail
         super().__init__(message)

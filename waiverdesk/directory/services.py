@@ -14,6 +14,7 @@ from waiverdesk.core.errors import Denied, Invalid, Problem
 from waiverdesk.core.policy import FIXED_ROLES
 from waiverdesk.policies import services as policies
 
+from . import signing_in
 from .models import Customer, Product
 
 
@@ -40,7 +41,10 @@ def known_roles() -> set[str]:
 
 
 def add_user(username: str, roles: list[str], email: str = "", by: str = "system") -> User:
-    """Create a user, or give an existing one these roles."""
+    """Create a user, or give an existing one these roles. The name is stored as NFKC, and a
+    new name that looks like an existing one (Cyrillic 'а' for Latin 'a', 'Rita' for 'rita')
+    is refused."""
+    username = signing_in.normal(username)
     problems = []
     if not username or not username.replace(".", "").replace("_", "").replace("-", "").isalnum():
         problems.append(Problem("username", "invalid", "use letters, digits, '.', '_' or '-'"))
@@ -53,6 +57,9 @@ def add_user(username: str, roles: list[str], email: str = "", by: str = "system
                 f"no role named {', '.join(unknown)}; known: {', '.join(sorted(known_roles()))}",
             )
         )
+    if not problems and (twin := _look_alike(username)):
+        problems.append(Problem("username", "look_alike",
+                                f"'{username}' looks like the existing user '{twin}'"))  # fmt: skip
     if problems:
         raise Invalid(problems)
     with transaction.atomic():
@@ -70,6 +77,17 @@ def add_user(username: str, roles: list[str], email: str = "", by: str = "system
             object_ref=username,
         )
     return user
+
+
+def _look_alike(username: str) -> str:
+    """An existing user (other than `username` itself) whose name looks the same, or ""."""
+    if User.objects.filter(username=username).exists():
+        return ""
+    shape = signing_in.skeleton(username)
+    for other in User.objects.values_list("username", flat=True).iterator():
+        if signing_in.skeleton(other) == shape:
+            return other
+    return ""
 
 
 def set_password(username: str, password: str, by: str = "system") -> User:

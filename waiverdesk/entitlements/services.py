@@ -9,6 +9,7 @@ from typing import Any
 
 from django.db.models import Exists, OuterRef, prefetch_related_objects
 
+from waiverdesk.core import cells
 from waiverdesk.core.entitlement import combine, effects
 from waiverdesk.notifications import services as notify
 from waiverdesk.policies import services as policies
@@ -136,5 +137,5 @@ def to_csv(found) -> str:
         row = as_row(c)
         if isinstance(row["value"], list):
             row["value"] = ";".join(row["value"])
-        writer.writerow(row)
+        writer.writerow(cells.record(row))
     return out.getvalue()

@@ -194,10 +194,11 @@ def attest(pk: int, by: User, outcome: str, rationale: str, now: datetime | None
             details = {"campaign": review.campaign_id, "rationale": rationale}
             audit.append(by.username, f"review.{outcome}", review.waiver, details, at=now)
     except Denied as denied:
+        said = {"review": pk, "code": denied.code, "message": denied.message}
         with transaction.atomic():
-            audit.append(by.username, "review.refused", None,
-                         {"review": pk, "code": denied.code, "message": denied.message},
-                         object_type="review", object_ref=str(pk), at=now)  # fmt: skip
+            audit.append(by.username, "review.refused", None, said, object_type="review",
+                         object_ref=str(pk), at=now)  # fmt: skip
+        denied.audited = True
         raise
     _close_if_finished(review.campaign_id, now)
     return review

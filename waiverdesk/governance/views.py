@@ -10,7 +10,7 @@ from django.views.decorators.http import require_POST
 
 from waiverdesk import clock
 from waiverdesk.core.errors import Denied, Invalid
-from waiverdesk.web import page, require_governance, sees_patterns, show_refusal
+from waiverdesk.web import back_to, page, require_governance, sees_patterns, show_refusal
 
 from . import patterns, reviews
 from .models import Campaign
@@ -58,6 +58,6 @@ def attest(request: HttpRequest, pk: int):
         )
     except (Invalid, Denied) as refused:
         show_refusal(request, refused)
-        return redirect(request.POST.get("back") or "governance")
+        return back_to(request, "governance")
     messages.success(request, f"{review.waiver.reference}: {review.get_outcome_display()}.")
     return redirect("campaign", review.campaign_id)

@@ -17,6 +17,7 @@ from fpdf import FPDF
 
 from waiverdesk import clock
 from waiverdesk.audit import services as audit
+from waiverdesk.core import cells
 from waiverdesk.core.lifecycle import Status
 from waiverdesk.governance import patterns
 from waiverdesk.governance.models import Review
@@ -178,7 +179,7 @@ def csv_pack(report: dict[str, Any]) -> bytes:
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as pack:
         for name, rows in files.items():
             text = io.StringIO()
-            csv.writer(text).writerows(rows)
+            csv.writer(text).writerows(cells.row(r) for r in rows)
             pack.writestr(f"{period.label}/{name}", text.getvalue())
     return out.getvalue()
 

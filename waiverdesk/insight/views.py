@@ -12,6 +12,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from waiverdesk import clock
+from waiverdesk.core import cells
 from waiverdesk.core.errors import Denied, Invalid
 from waiverdesk.core.policy import PolicyError, load_policy
 from waiverdesk.directory.models import Product
@@ -89,7 +90,7 @@ def metrics_csv(request: HttpRequest):
     response["Content-Disposition"] = f'attachment; filename="metrics-{period.label}.csv"'
     rows = metrics.flatten(metrics.compute(period, filters, now))
     rows += metrics.flatten(metrics.bottlenecks(period, filters, now), "wait")
-    csv.writer(response).writerows([("metric", "value"), *rows])
+    csv.writer(response).writerows(cells.row(r) for r in [("metric", "value"), *rows])
     return response
 
 

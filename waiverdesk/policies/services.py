@@ -107,6 +107,7 @@ def approve(number: int, by: User) -> PolicyVersion:
             )
             audit.append(by.username, "policy.refused", version,
                          {"attempted": "approve", "code": refused.code}, at=now)  # fmt: skip
+            refused.audited = True
         else:
             current = PolicyVersion.objects.select_for_update().filter(is_active=True).first()
             if current is not None and current.sha256 == version.sha256:

@@ -146,8 +146,9 @@ def test_a_requester_submits_from_the_form_and_lands_on_the_waiver_page(world):
 
 
 def test_bad_input_is_shown_at_each_field_and_nothing_is_stored(world):
+    rita = client_for("rita")
     entries = AuditEntry.objects.count()
-    response = client_for("rita").post(
+    response = rita.post(
         "/requests/new/temporary_access/",
         {"customer": "NOBODY-1", "start": "2027-03-01", "end": "2027-02-01", "submit": "1"},
     )

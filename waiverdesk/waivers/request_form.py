@@ -216,7 +216,7 @@ def body_from(type_name: str, post: Any) -> dict[str, Any]:
 def uploads_from(files: Any) -> list[services.Upload]:
     """The evidence files of a posted form, each named by the evidence it is."""
     return [
-        services.Upload(name.split(".", 1)[1], f.name, f.read(), f.content_type or "")
+        services.Upload(name.split(".", 1)[1], f.name, f, f.content_type or "")
         for name, f in files.items()
         if name.startswith("evidence.")
     ]

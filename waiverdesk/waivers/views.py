@@ -14,7 +14,7 @@ from waiverdesk.core.lifecycle import IN_FORCE, UNDER_REVIEW
 from waiverdesk.core.policy import DIMENSIONS
 from waiverdesk.insight import feedback
 from waiverdesk.policies import services as policies
-from waiverdesk.web import page, sees_dashboard, show_refusal
+from waiverdesk.web import back_to, page, sees_dashboard, show_refusal
 
 from . import access, intake, notice, request_form, services, stats
 from .detail import detail, evaluation_dict
@@ -243,7 +243,7 @@ def task_done(request: HttpRequest, reference: str, pk: int):
         show_refusal(request, denied)
     else:
         messages.success(request, f"{reference}: {task.title} is done.")
-    return redirect(request.POST.get("back") or "implementation")
+    return back_to(request, "implementation")
 
 
 @page

@@ -132,8 +132,8 @@ def post(url: str, body: bytes, headers: dict[str, str], timeout: float | None =
         connection.request("POST", where.path, body=body, headers=headers)
         response = connection.getresponse()
         response.read(65536)
-    except (OSError, http.client.HTTPException):
-        if cut.is_set():
+    except (OSError, http.client.HTTPException) as error:
+        if cut.is_set() or isinstance(error, TimeoutError):
             raise TimeoutError(f"no answer within {timeout:g} s") from None
         raise
     finally:

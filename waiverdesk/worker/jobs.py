@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from waiverdesk.api import idempotency
 from waiverdesk.audit import services as audit
 from waiverdesk.governance import patterns, reviews
 from waiverdesk.insight import report
@@ -25,6 +26,7 @@ JOBS = (
     reviews.run,
     patterns.send_digest,
     report.send_scheduled,
+    idempotency.forget_expired,
 )
 
 

@@ -6,7 +6,7 @@ from django.db import DatabaseError, connection, transaction
 from waiverdesk.audit import services as audit
 from waiverdesk.audit import triggers
 from waiverdesk.audit.models import AuditCheckpoint, AuditEntry
-from waiverdesk.testing import NOW, request_body
+from waiverdesk.testing import NOW, postgres_only, request_body
 from waiverdesk.waivers import services
 
 
@@ -42,6 +42,35 @@ def test_the_database_refuses_to_change_or_delete_entries(trail, sql):
         connection.cursor() as cursor,
     ):
         cursor.execute(sql)
+    assert audit.verify().ok
+
+
+@postgres_only
+@pytest.mark.parametrize("table", ["audit_entry", "audit_checkpoint"])
+def test_postgresql_refuses_to_truncate_the_audit_tables(trail, table):
+    audit.checkpoint()
+    with (
+        pytest.raises(DatabaseError, match="append-only"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute("SET LOCAL waiverdesk.emptying_audit = 'off'")  # as in production
+        cursor.execute(f"TRUNCATE {table} CASCADE")
+    assert audit.verify().ok and AuditCheckpoint.objects.exists()
+
+
+@pytest.mark.parametrize("then_begun_again", [False, True])
+def test_a_trail_emptied_while_requests_remain_does_not_verify(trail, then_begun_again):
+    as_attacker("DELETE FROM audit_checkpoint")
+    as_attacker("DELETE FROM audit_entry")
+    if then_begun_again:  # a fresh, well-linked chain of new entries
+        audit.append("mallory", "nothing.happened", object_type="x", object_ref="y")
+    result = audit.verify()
+    assert not result.ok and result.first_bad_seq == 1
+    assert f"no entry about {trail}, the oldest request" in result.reason
+
+
+def test_an_empty_trail_of_an_empty_database_verifies(db):
     assert audit.verify().ok
 
 

@@ -1,8 +1,26 @@
-// waiverdesk: the live preview of a request form, and focus on a form's problems.
+// waiverdesk: the live preview of a request form, focus on a form's problems, bar widths
+// and confirmations (no inline style or script anywhere: the Content-Security-Policy
+// allows only this file).
 (function () {
   "use strict";
   const summary = document.getElementById("error-summary");
   if (summary) summary.focus();
+
+  function sizeBars(root) {
+    for (const bar of root.querySelectorAll("[data-w]")) {
+      bar.style.setProperty("--w", `${parseFloat(bar.dataset.w) || 0}%`);
+    }
+  }
+  sizeBars(document);
+  // A button or form that asks first: data-confirm="the question".
+  document.addEventListener("click", (event) => {
+    const asking = event.target.closest("button[data-confirm]");
+    if (asking && !window.confirm(asking.dataset.confirm)) event.preventDefault();
+  });
+  document.addEventListener("submit", (event) => {
+    const asking = event.target.closest("form[data-confirm]");
+    if (asking && !window.confirm(asking.dataset.confirm)) event.preventDefault();
+  });
 
   const form = document.getElementById("request-form");
   const target = document.getElementById("preview");
@@ -27,7 +45,9 @@
     })
       .then((response) => response.text())
       .then((html) => {
-        if (ticket === latest) target.innerHTML = html;  // an older answer never overwrites a newer one
+        if (ticket !== latest) return;  // an older answer never overwrites a newer one
+        target.innerHTML = html;
+        sizeBars(target);
       })
       .catch(() => {
         target.textContent = "The preview is not available right now.";

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, BinaryIO
 
 from django.contrib.auth.models import User
 from django.db import connection, transaction
@@ -59,7 +59,7 @@ class Upload:
 
     kind: str
     filename: str
-    content: bytes
+    content: bytes | BinaryIO  # a file is read in chunks
     content_type: str
 
 
@@ -85,7 +85,7 @@ def create(
             )
     except BaseException as failure:
         for _kind, file in stored:
-            attachments.discard_unless_used(file.sha256)
+            attachments.discard(file)
         if isinstance(failure, Denied):
             record_refusal("create", failure, by, "")
         raise
@@ -110,7 +110,7 @@ def _store_uploads(uploads) -> list[tuple[str, attachments.Stored]]:
             problems += [Problem(field, p.code, p.message) for p in invalid.problems]
     if problems:
         for _kind, file in stored:
-            attachments.discard_unless_used(file.sha256)
+            attachments.discard(file)
         raise Invalid(problems)
     return stored
 
@@ -223,7 +223,7 @@ def edit(
                 _submit(waiver, by, now)
     except BaseException:
         for _kind, file in stored:
-            attachments.discard_unless_used(file.sha256)
+            attachments.discard(file)
         raise
     return waiver
 
@@ -382,7 +382,7 @@ def attach(
     reference: str,
     by: User,
     filename: str,
-    content: bytes,
+    content: bytes | BinaryIO,
     content_type: str,
     kind: str,
     now: datetime | None = None,
@@ -401,7 +401,7 @@ def attach(
             under_review = waiver.status in UNDER_REVIEW
             (attachment,) = _change(waiver, by, {}, under_review, now, [(kind, stored)])
     except BaseException:
-        attachments.discard_unless_used(stored.sha256)
+        attachments.discard(stored)
         raise
     return attachment
 
@@ -409,6 +409,7 @@ def attach(
 def _record_attachment(
     waiver: Waiver, kind: str, stored: attachments.Stored, by: User, now: datetime
 ) -> Attachment:
+    attachments.keep(stored)
     attachment = Attachment.objects.create(
         waiver=waiver,
         kind=kind,

@@ -41,15 +41,13 @@ def refusals_audited(action: str):
 
 
 def record_refusal(action: str, denied: Denied, by: User, reference: str) -> None:
+    """The refusal in the audit trail, in its own transaction (one entry each: a person's
+    refused actions are few; the doors count floods of their own refusals)."""
+    said = {"attempted": action, "code": denied.code, "message": denied.message}
     with transaction.atomic():
-        audit.append(
-            by.username,
-            "waiver.refused",
-            None,
-            {"attempted": action, "code": denied.code, "message": denied.message},
-            object_type="waiver",
-            object_ref=reference,
-        )
+        audit.append(by.username, "waiver.refused", None, said, object_type="waiver",
+                     object_ref=reference)  # fmt: skip
+    denied.audited = True
 
 
 def with_parties(waivers):

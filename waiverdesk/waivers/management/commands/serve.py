@@ -2,7 +2,8 @@
 
 import os
 
-from django.core.management.base import BaseCommand
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
 from gunicorn.app.base import BaseApplication
 
 from waiverdesk.wsgi import application
@@ -18,6 +19,12 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, bind: str, workers: int, **options) -> None:
+        if not (settings.SECRET_KEY_GIVEN or settings.SANDBOX or settings.DEVELOPMENT):
+            raise CommandError(
+                "set WAIVERDESK_SECRET_KEY to a long random value (it signs sessions and "
+                "sign-in cookies), or WAIVERDESK_DEVELOPMENT=1 to try waiverdesk on this "
+                "machine only"
+            )
         self.stdout.write(f"waiverdesk serving on http://{bind} with {workers} workers")
         Server({"bind": bind, "workers": workers, "accesslog": "-"}).run()
 

@@ -127,9 +127,10 @@ class Command(ActionCommand):
         if not file.is_file():
             raise CommandError(f"no file {path}")
         content_type = content_type or mimetypes.guess_type(file.name)[0] or ""
-        attachment = self.run(
-            services.attach, reference, username, file.name, file.read_bytes(), content_type, kind
-        )
+        with file.open("rb") as content:  # read in chunks, not whole
+            attachment = self.run(
+                services.attach, reference, username, file.name, content, content_type, kind
+            )
         self.stdout.write(f"{attachment.filename} {attachment.sha256}")
 
     def do_override_risk(self, reference, username, dimension, score, rationale, **_):
