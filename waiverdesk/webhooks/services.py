@@ -73,8 +73,7 @@ def target(url: str) -> Target:
     if not settings.ALLOW_PRIVATE_WEBHOOKS:
         for address in addresses:
             ip = ipaddress.ip_address(address.split("%")[0])
-            embedded = getattr(ip, "ipv4_mapped", None) or getattr(ip, "sixtofour", None)
-            if not ip.is_global or (embedded is not None and not embedded.is_global):
+            if not public(ip):
                 raise PrivateAddress(
                     f"'{host}' resolves to {ip}, a private address "
                     "(set WAIVERDESK_ALLOW_PRIVATE_WEBHOOKS=1 to allow it)"
@@ -82,6 +81,29 @@ def target(url: str) -> Target:
     path = parts.path or "/"
     return Target(parts.scheme, host, port, path + (f"?{parts.query}" if parts.query else ""),
                   addresses)  # fmt: skip
+
+
+# Not global, though Python's table does not say so: IETF protocol assignments (Oracle's
+# metadata service is 192.0.0.192) and IPv4-compatible IPv6 (deprecated).
+NOT_GLOBAL = (ipaddress.ip_network("192.0.0.0/24"), ipaddress.ip_network("::/96"))
+# IPv6 prefixes that carry an IPv4 address in their last 32 bits: IPv4-translated and NAT64
+# (DNS64 answers with these for IPv4-only hosts): the IPv4 address is judged.
+CARRY_IPV4 = tuple(
+    ipaddress.ip_network(n) for n in ("::ffff:0:0:0/96", "64:ff9b::/96", "64:ff9b:1::/48")
+)
+
+
+def public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Whether a connection to `ip` leaves the private network: a global unicast address, and
+    so is any IPv4 address it carries (mapped, translated, NAT64, 6to4, Teredo)."""
+    if not ip.is_global or ip.is_multicast or any(ip in n for n in NOT_GLOBAL):
+        return False
+    if ip.version == 4:
+        return True
+    carried = [ip.ipv4_mapped, ip.sixtofour, *(ip.teredo or ())]
+    if any(ip in n for n in CARRY_IPV4):
+        carried.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    return all(public(v4) for v4 in carried if v4 is not None)
 
 
 def refuse_private_address(url: str) -> None:
