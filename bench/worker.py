@@ -24,11 +24,12 @@ sys.path.insert(0, str(ROOT / "bench"))
 from run import start_django  # noqa: E402
 
 RECEIVER = """
-import sys
+import sys, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class H(BaseHTTPRequestHandler):
     def do_POST(self):
         self.rfile.read(int(self.headers["Content-Length"]))
+        time.sleep(float(sys.argv[1]))
         self.send_response(204); self.end_headers()
     def log_message(self, *a): pass
 server = ThreadingHTTPServer(("127.0.0.1", 0), H)
@@ -78,7 +79,7 @@ def bench_sweep(count: int) -> None:
           f"({count / elapsed:,.0f}/s, with their audit entries and messages)")  # fmt: skip
 
 
-def bench_delivery(count: int) -> None:
+def bench_delivery(count: int, endpoints: int = 1, latency: float = 0.0) -> None:
     from django.conf import settings
 
     from waiverdesk.notifications import services as notify
@@ -86,30 +87,38 @@ def bench_delivery(count: int) -> None:
     from waiverdesk.webhooks.models import Webhook
 
     settings.ALLOW_PRIVATE_WEBHOOKS = True
-    receiver = subprocess.Popen([sys.executable, "-c", RECEIVER], stdout=subprocess.PIPE, text=True)
+    receiver = subprocess.Popen(
+        [sys.executable, "-c", RECEIVER, str(latency)], stdout=subprocess.PIPE, text=True
+    )
     try:
         port = int(receiver.stdout.readline())
         Message.objects.all().delete()
-        hook = Webhook.objects.create(
-            url=f"http://127.0.0.1:{port}/hooks", events=[], secret="whsec_" + "A" * 32,
-            created_by_id=1, created_at=datetime.now(UTC),
-        )  # fmt: skip
+        hooks = [
+            Webhook.objects.create(
+                url=f"http://127.0.0.1:{port}/hooks/{e}", events=[], secret="whsec_" + "A" * 32,
+                created_by_id=1, created_at=datetime.now(UTC),
+            )
+            for e in range(endpoints)
+        ]  # fmt: skip
         now = datetime.now(UTC)
         Message.objects.bulk_create(
             Message(
                 channel="webhook", event="waiver.expired", message_id=f"msg_{uuid.uuid4().hex}",
-                webhook=hook, body=json.dumps({"type": "waiver.expired", "data": {"n": i}}),
+                webhook=hooks[i % endpoints],
+                body=json.dumps({"type": "waiver.expired", "data": {"n": i}}),
                 next_attempt_at=now, created_at=now,
             )
             for i in range(count)
         )  # fmt: skip
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         sent = 0
         while sent < count:
             sent += notify.deliver(now + timedelta(seconds=1))["sent"]
-        elapsed = time.perf_counter() - t0
-        print(f"  webhook delivery: {count:,} messages in {elapsed:.1f} s "
-              f"({count / elapsed:,.0f}/s, one worker, signed)")  # fmt: skip
+        elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+        print(f"  webhook delivery to {endpoints} endpoint(s) answering in {latency * 1e3:.0f} ms: "
+              f"{count:,} messages in "
+              f"{elapsed:.1f} s ({count / elapsed:,.0f}/s, one worker, signed; "
+              f"{cpu / count * 1000:.2f} ms CPU each)")  # fmt: skip
     finally:
         receiver.terminate()
 
@@ -124,6 +133,8 @@ def main() -> None:
     print(f"== worker on {args.engine}")
     bench_sweep(args.waivers)
     bench_delivery(args.messages)
+    bench_delivery(args.messages, endpoints=8)
+    bench_delivery(args.messages // 5, endpoints=8, latency=0.02)
 
 
 if __name__ == "__main__":

@@ -43,11 +43,14 @@ def sees_patterns(user) -> bool:
 
 
 def show_refusal(request: HttpRequest, refused: Invalid | Denied) -> None:
-    """A refusal shown on the next page: each problem with its field, or the reason."""
+    """A refusal shown on the next page: each problem with its field, or the reason (and a
+    refusal the service did not record is recorded here)."""
     if isinstance(refused, Invalid):
         for p in refused.problems:
             messages.error(request, f"{p.field}: {p.message}")
     else:
+        if not refused.audited:
+            audit.refused_at_door("web", request, refused.code, refused.message)
         messages.error(request, refused.message)
 
 
@@ -91,9 +94,7 @@ def page(view):
         try:
             return view(request, *args, **kwargs)
         except NotFound:
-            audit.refused_at_door(
-                "web", request, "not_found", "not found (or not visible to this user)"
-            )
+            audit.refused_at_door("web", request, "not_found", "not found, or not visible")
             raise Http404("no such request") from None
         except Denied as denied:
             if not denied.audited:

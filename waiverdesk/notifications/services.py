@@ -167,8 +167,8 @@ def deliver(now: datetime | None = None, limit: int = 200) -> Counter:
     Each endpoint (every webhook, and the SMTP server) is a lane: its messages go one at a
     time in the order they were queued, and up to DELIVERY_CONCURRENCY lanes send at once,
     so a slow or failing endpoint costs the others nothing. A lane whose delivery fails
-    waits for the next round. Every message is claimed just before it is sent, with a
-    lease longer than a delivery can take, and is marked only if this worker still holds
+    waits for the next round. A lane claims a few messages at a time, no more than it can
+    send within half their lease, and a message is marked only if this worker still holds
     it: several workers never send one message twice unless one of them dies mid-send
     (then the message is sent again, with the same webhook-id, once its lease ends)."""
     now = now or clock.now()
@@ -177,39 +177,82 @@ def deliver(now: datetime | None = None, limit: int = 200) -> Counter:
     def moment() -> datetime:  # `now`, moved on by the time this round has taken
         return now + timedelta(seconds=time.monotonic() - started)
 
-    lanes: dict[object, deque[int]] = {}
-    for pk, channel, hook in (
-        _due(now).order_by("next_attempt_at", "id").values_list("id", "channel", "webhook")[:limit]
-    ):
-        lanes.setdefault(hook if channel == Message.Channel.WEBHOOK else channel, deque()).append(
-            pk
-        )
+    lanes: dict[object, _Lane] = {}
+    queued = _due(now).order_by("next_attempt_at", "id")
+    for pk, channel, hook in queued.values_list("id", "channel", "webhook")[:limit]:
+        lanes.setdefault(hook or channel, _Lane(token)).due.append(pk)
     outcome: Counter = Counter()
     if not lanes:
         return outcome
     mail = get_connection()  # used by the email lane only, one message at a time
-    waiting, running = deque(lanes), {}
+    waiting, running = deque(lanes.values()), {}
     with ThreadPoolExecutor(max_workers=settings.DELIVERY_CONCURRENCY) as pool:
 
         def start_lanes() -> None:
             while waiting and len(running) < settings.DELIVERY_CONCURRENCY:
                 lane = waiting.popleft()
-                while lanes[lane]:
-                    if message := _claim(lanes[lane].popleft(), token, moment()):
-                        running[pool.submit(_send, message, mail)] = (lane, message)
-                        break
+                if chunk := lane.claim(moment()):
+                    running[pool.submit(_send_in_order, chunk, mail)] = (lane, chunk)
 
         start_lanes()
         while running:
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in finished:
-                lane, message = running.pop(future)
-                result = _record(message, future.exception(), token, now)
-                outcome[result] += 1
-                if result == "sent":
+                lane, chunk = running.pop(future)
+                tried = future.result()
+                if tried and tried[-1][1] is not None:  # the rest waits for the next round
+                    lane.release(chunk[len(tried) :])
+                else:
                     waiting.append(lane)
+                for message, error in tried:
+                    outcome[_record(message, error, token, now)] += 1
             start_lanes()
     return outcome
+
+
+class _Lane:
+    """One endpoint's due messages in a round, claimed a few at a time."""
+
+    def __init__(self, token: str):
+        self.token = token
+        self.due: deque[int] = deque()
+
+    def claim(self, now: datetime) -> list[Message]:
+        """The next messages to send, claimed until now + LEASE: as many as can surely be
+        sent in half that time (one, when the lease is short)."""
+        timeout = max(settings.WEBHOOK_TIMEOUT, settings.EMAIL_TIMEOUT or 0)
+        size = max(1, min(20, int(LEASE.total_seconds() / 2 // timeout)))
+        while self.due:
+            ids = [self.due.popleft() for _ in range(min(size, len(self.due)))]
+            # A conditional update: of several workers, each message goes to exactly one.
+            _due(now).filter(pk__in=ids).update(
+                state=Message.State.SENDING, claim=self.token, claimed_until=now + LEASE
+            )
+            mine = Message.objects.filter(pk__in=ids, state=Message.State.SENDING, claim=self.token)
+            if chunk := list(mine.select_related("webhook").order_by("next_attempt_at", "id")):
+                return chunk
+        return []
+
+    def release(self, messages: list[Message]) -> None:
+        """Give back what was claimed and not sent, and stop for this round."""
+        Message.objects.filter(
+            pk__in=[m.pk for m in messages], state=Message.State.SENDING, claim=self.token
+        ).update(state=Message.State.PENDING, claim="", claimed_until=None)
+        self.due.clear()
+
+
+def _send_in_order(chunk: list[Message], mail) -> list[tuple[Message, BaseException | None]]:
+    """Send a lane's messages one after another (in a delivery thread: no database here),
+    stopping at the first that fails; each tried one with its error, if any."""
+    tried = []
+    for message in chunk:
+        try:
+            _send(message, mail)
+        except Exception as error:  # any failure to send is recorded and retried later
+            tried.append((message, error))
+            break
+        tried.append((message, None))
+    return tried
 
 
 def _send(message: Message, mail) -> None:
@@ -231,19 +274,24 @@ def _send(message: Message, mail) -> None:
 
 def _record(message: Message, error: BaseException | None, token: str, now: datetime) -> str:
     """Mark what became of a message this worker sent, if it still holds it; say what."""
-    with transaction.atomic():
-        if error is None:
-            state, fields, result = Message.State.SENT, {"sent_at": now}, "sent"
-        elif isinstance(error, Gone) or message.attempts + 1 > len(RETRY_DELAYS):
-            state, fields, result = Message.State.DEAD, {"last_error": _said(error)}, "dead"
-        else:
-            state, result = Message.State.PENDING, "retry"
-            fields = {"next_attempt_at": now + RETRY_DELAYS[message.attempts],
-                      "last_error": _said(error)}  # fmt: skip
-        held = Message.objects.filter(pk=message.pk, state=Message.State.SENDING, claim=token)
-        if not held.update(state=state, attempts=message.attempts + 1, claimed_until=None,
-                           claim="", **fields):  # fmt: skip
+    held = Message.objects.filter(pk=message.pk, state=Message.State.SENDING, claim=token)
+    attempts = message.attempts + 1
+    if error is None:
+        if not held.update(state=Message.State.SENT, attempts=attempts, sent_at=now,
+                           claimed_until=None, claim=""):  # fmt: skip
             return "lost"  # the lease ran out and another worker has it now
+        if message.webhook is not None and message.webhook.failing_since is not None:
+            _judge_endpoint(message.webhook, None, now)  # the failing streak ends
+        return "sent"
+    if isinstance(error, Gone) or attempts > len(RETRY_DELAYS):
+        state, fields, result = Message.State.DEAD, {}, "dead"
+    else:
+        state, result = Message.State.PENDING, "retry"
+        fields = {"next_attempt_at": now + RETRY_DELAYS[message.attempts]}
+    with transaction.atomic():
+        if not held.update(state=state, attempts=attempts, claimed_until=None, claim="",
+                           last_error=_said(error), **fields):  # fmt: skip
+            return "lost"
         if message.channel == Message.Channel.WEBHOOK:
             _judge_endpoint(message.webhook, error, now)
     return result
@@ -293,18 +341,6 @@ def _due(now: datetime):
         Q(state=Message.State.PENDING, next_attempt_at__lte=now)
         | Q(state=Message.State.SENDING, claimed_until__lt=now)  # a worker that died
     )
-
-
-def _claim(pk: int, token: str, now: datetime) -> Message | None:
-    """Claim one due message for this worker until now + LEASE; None if another has it.
-    The update is conditional, so of several workers exactly one wins."""
-    if (
-        not _due(now)
-        .filter(pk=pk)
-        .update(state=Message.State.SENDING, claim=token, claimed_until=now + LEASE)
-    ):
-        return None
-    return Message.objects.select_related("webhook").get(pk=pk)
 
 
 class Gone(Exception):

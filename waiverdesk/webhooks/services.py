@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import heapq
 import http.client
 import ipaddress
+import itertools
 import secrets
 import socket
 import ssl
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import unquote, urlparse, urlsplit
@@ -148,8 +151,7 @@ def post(url: str, body: bytes, headers: dict[str, str], timeout: float | None =
     connection_class = _PinnedTLS if where.scheme == "https" else _Pinned
     connection = connection_class(where.host, where.port, where.addresses[0], timeout)
     cut = threading.Event()
-    deadline = threading.Timer(timeout, _cut, (connection, cut))
-    deadline.start()
+    deadline = _DEADLINES.watch(timeout, lambda: _cut(connection, cut))
     try:
         connection.request("POST", where.path, body=body, headers=headers)
         response = connection.getresponse()
@@ -159,7 +161,7 @@ def post(url: str, body: bytes, headers: dict[str, str], timeout: float | None =
             raise TimeoutError(f"no answer within {timeout:g} s") from None
         raise
     finally:
-        deadline.cancel()
+        _DEADLINES.forget(deadline)
         connection.close()
     if 300 <= response.status < 400:
         location = response.getheader("Location", "")
@@ -168,6 +170,50 @@ def post(url: str, body: bytes, headers: dict[str, str], timeout: float | None =
     if response.status >= 300:
         raise DeliveryFailed(response.status, f"the endpoint answered {response.status}")
     return response.status
+
+
+class _Deadlines:
+    """One thread that runs each registered call when its time is up, unless it was
+    forgotten first (cheaper than a timer thread for every delivery)."""
+
+    def __init__(self):
+        self.due: list[tuple[float, int, object]] = []
+        self.ticket = itertools.count()
+        self.forgotten: set[int] = set()
+        self.changed = threading.Condition()
+        self.thread: threading.Thread | None = None
+
+    def watch(self, seconds: float, call) -> int:
+        ticket = next(self.ticket)
+        with self.changed:
+            heapq.heappush(self.due, (time.monotonic() + seconds, ticket, call))
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(target=self._run, daemon=True)
+                self.thread.start()
+            self.changed.notify()
+        return ticket
+
+    def forget(self, ticket: int) -> None:
+        with self.changed:
+            self.forgotten.add(ticket)
+
+    def _run(self) -> None:
+        while True:
+            with self.changed:
+                while self.due and self.due[0][1] in self.forgotten:
+                    self.forgotten.discard(heapq.heappop(self.due)[1])
+                if not self.due:
+                    self.changed.wait()
+                    continue
+                when, ticket, call = self.due[0]
+                if when > time.monotonic():
+                    self.changed.wait(when - time.monotonic())
+                    continue
+                heapq.heappop(self.due)
+            call()
+
+
+_DEADLINES = _Deadlines()
 
 
 def _cut(connection: http.client.HTTPConnection, cut: threading.Event) -> None:

@@ -126,12 +126,20 @@ def test_a_missing_scope_and_a_hidden_request_are_audited_once_a_minute(world):
     ]
 
 
-def test_a_refused_page_is_audited(world):
+def test_a_refused_page_and_a_refused_task_are_audited(world):
+    from waiverdesk.waivers import services
+
+    ref = services.create(request_body(), world["rita"]).reference
     client = Client()
     client.force_login(world["charlie"])  # no role
     assert client.get("/requests/WVR-2027-09999/").status_code == 404
+    client.force_login(world["rita"])
+    client.post(f"/requests/{ref}/feedback", {"rating": "5"})  # not decided yet
     refused = AuditEntry.objects.filter(action="web.refused")
-    assert [json.loads(e.payload)["code"] for e in refused] == ["not_found"]
+    assert [json.loads(e.payload)["code"] for e in refused][0] == "not_found"
+    assert len(refused) == 2 and json.loads(refused[1].payload)["code"] != "not_found", [
+        e.payload for e in refused
+    ]
 
 
 # -- Pages and deployment ---------------------------------------------------------------------
