@@ -48,6 +48,7 @@ urlpatterns = [
     ),
     path("requests/<str:reference>/notice/send", waivers.send_notice, name="send-notice"),
     path("requests/<str:reference>/feedback", insight.give_feedback, name="feedback"),
+    path("requests/<str:reference>/evidence/<int:pk>", waivers.attachment, name="attachment"),
     path("requests/<str:reference>/<slug:action>", waivers.act, name="act"),
     path("implementation/", waivers.implementation, name="implementation"),
     path("inbox/", waivers.inbox, name="inbox"),

@@ -63,7 +63,13 @@ def detail(waiver: Waiver) -> dict[str, Any]:
         "evidence": waiver.evidence,
         "outcomes": waiver.outcomes,
         "attachments": [
-            {"kind": a.kind, "filename": a.filename, "size": a.size, "sha256": a.sha256}
+            {
+                "id": a.pk,
+                "kind": a.kind,
+                "filename": a.filename,
+                "size": a.size,
+                "sha256": a.sha256,
+            }  # fmt: skip
             for a in waiver.attachments.all()
         ],
         "risk": {

@@ -4,7 +4,7 @@ approver inbox, one page per waiver, and the dashboard."""
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse, QueryDict
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
@@ -16,8 +16,9 @@ from waiverdesk.insight import feedback
 from waiverdesk.policies import services as policies
 from waiverdesk.web import back_to, page, sees_dashboard, show_refusal
 
-from . import access, intake, notice, request_form, services, stats
+from . import access, attachments, intake, notice, request_form, services, stats
 from .detail import detail, evaluation_dict
+from .models import Attachment
 
 
 @page
@@ -252,6 +253,22 @@ def dashboard(request: HttpRequest):
     if not sees_dashboard(request.user):
         raise Denied("missing_role", "the dashboard is for approvers, control owners and oversight")
     return render(request, "waivers/dashboard.html", stats.dashboard(clock.now()))
+
+
+@page
+def attachment(request: HttpRequest, reference: str, pk: int):
+    """A file of evidence, to whoever may see its request (anyone else gets a 404): always
+    a download, never rendered in the page's origin (nosniff, a sandboxing policy)."""
+    file = Attachment.objects.filter(waiver__reference=_visible(request, reference), pk=pk).first()
+    path = attachments.path_for(file.sha256) if file else None
+    if path is None or not path.is_file():
+        raise Http404("no such file")
+    kind = file.content_type if file.content_type in attachments.ALLOWED else ""
+    response = FileResponse(path.open("rb"), as_attachment=True, filename=file.filename,
+                            content_type=kind or "application/octet-stream")  # fmt: skip
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return response
 
 
 def _visible(request: HttpRequest, reference: str) -> str:

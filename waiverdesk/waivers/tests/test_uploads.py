@@ -151,3 +151,60 @@ def test_a_300_mb_upload_is_streamed_to_disk(roomy, served):
     stored = ("from waiverdesk.waivers.models import Attachment as A; "
               "print([a.size for a in A.objects.filter(kind='usage_log')])")  # fmt: skip
     assert app.waiverdesk("shell", "-v", "0", "-c", stored) == f"[{SIZE}]"
+
+
+# -- opening the evidence ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def filed(world):
+    """A submitted request with a forecast, and an HTML page sent as plain text."""
+    files = [
+        services.Upload("usage_forecast", "forecast.csv", FORECAST, "text/csv"),
+        services.Upload("notes", "notes.txt", b"<script>alert(1)</script>", "text/plain"),
+    ]
+    waiver = services.create(request_body(submit=True), world["rita"], uploads=files)
+    return waiver.reference, {a.filename: a.pk for a in waiver.attachments.all()}
+
+
+def open_as(person, url):
+    client = Client()
+    client.force_login(person)
+    return client.get(url)
+
+
+@pytest.mark.parametrize(
+    ("who", "status"),
+    [("rita", 200), ("mona", 200), ("olga", 200), ("audrey", 200), ("adam", 200),
+     ("sam", 404), ("charlie", 404), ("fiona", 404)],
+)  # fmt: skip
+def test_evidence_opens_for_those_who_see_the_request_and_no_one_else(world, filed, who, status):
+    ref, ids = filed
+    response = open_as(world[who], f"/requests/{ref}/evidence/{ids['forecast.csv']}")
+    assert response.status_code == status
+    if status == 200:
+        assert b"".join(response.streaming_content) == FORECAST
+        assert response["Content-Disposition"] == 'attachment; filename="forecast.csv"'
+
+
+def test_evidence_is_never_rendered_in_the_sites_origin(world, filed):
+    ref, ids = filed
+    response = open_as(world["mona"], f"/requests/{ref}/evidence/{ids['notes.txt']}")
+    assert response["Content-Type"].startswith("text/plain")
+    assert response["Content-Disposition"].startswith("attachment;")
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["Content-Security-Policy"] == "default-src 'none'; sandbox"
+
+
+def test_a_file_of_another_request_is_not_found_through_this_one(world, filed):
+    ref, ids = filed
+    other = services.create(request_body(), world["rita"]).reference
+    assert (
+        open_as(world["rita"], f"/requests/{other}/evidence/{ids['notes.txt']}").status_code == 404
+    )
+
+
+def test_the_request_page_links_each_file(world, filed):
+    ref, ids = filed
+    page = open_as(world["mona"], f"/requests/{ref}/").content.decode()
+    assert f'href="/requests/{ref}/evidence/{ids["forecast.csv"]}"' in page
