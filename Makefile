@@ -42,8 +42,8 @@ test: lint chromium
 	WAIVERDESK_DATA_DIR=$$(mktemp -d) DATABASE_URL=sqlite:///:memory: $(BIN)/waiverdesk check --fail-level WARNING
 	WAIVERDESK_DATA_DIR=$$(mktemp -d) DATABASE_URL=sqlite:///:memory: $(BIN)/waiverdesk makemigrations --check --dry-run
 	@if $(PG_UP); then $(MAKE) --no-print-directory -j2 --output-sync=target \
-	  test-postgres-rest test-sqlite-rest test-postgres-machine test-sqlite-machine; \
-	echo "engines tested: sqlite postgresql"; else $(MAKE) --no-print-directory test-sqlite; \
+	  test-postgres-rest test-sqlite-rest test-postgres-machine test-sqlite-machine && \
+	echo "engines tested: sqlite postgresql"; else $(MAKE) --no-print-directory test-sqlite && \
 	echo "PostgreSQL does not answer at 127.0.0.1:5432: engines tested: sqlite only"; fi
 
 test-sqlite: test-sqlite-rest test-sqlite-machine

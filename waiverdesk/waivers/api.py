@@ -55,6 +55,7 @@ class ConditionOut(Schema):
     owner: str
     due: str
     status: str
+    customer_visible: bool
 
 
 class TaskOut(Schema):
@@ -188,6 +189,7 @@ class ConditionIn(Schema):
     text: str
     owner: str
     due: str
+    customer_visible: bool = False  # told to the customer in the notice; otherwise internal
 
 
 class DecisionIn(Schema):

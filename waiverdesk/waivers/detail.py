@@ -122,6 +122,7 @@ def detail(waiver: Waiver) -> dict[str, Any]:
                 "owner": c.owner.username,
                 "due": c.due.isoformat(),
                 "status": c.status,
+                "customer_visible": c.customer_visible,
             }
             for c in waiver.conditions.select_related("owner")
         ],

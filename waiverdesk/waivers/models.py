@@ -191,6 +191,9 @@ class Condition(models.Model):
     owner = models.ForeignKey(User, on_delete=models.PROTECT, related_name="conditions")
     due = models.DateField()
     status = models.CharField(max_length=10, choices=State.choices, default=State.OPEN)
+    customer_visible = models.BooleanField(
+        default=False, help_text="Told to the customer in the notice; otherwise internal."
+    )
     created_at = models.DateTimeField()
 
     class Meta:

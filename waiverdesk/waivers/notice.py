@@ -1,5 +1,6 @@
 """The customer notice (M2): what an approved exception allows, in plain language, exact
-dates, scope limits, conditions and what changes at the end; as text and as a PDF."""
+dates, scope limits, the conditions the customer is to be told of (the others, and the
+approvals, stay internal) and what changes at the end; as text and as a PDF."""
 
 from __future__ import annotations
 
@@ -29,7 +30,9 @@ def text(waiver: Waiver) -> tuple[str, list[str]]:
     limits = [
         f"{k.replace('_', ' ')}: {v}" for k, v in waiver.scope.items() if v not in ("", [], None)
     ]
-    conditions = [f"{c.text} (by {c.due:%d %B %Y})" for c in waiver.conditions.all()]
+    # Conditions are internal unless the approver said the customer is to be told.
+    conditions = [f"{c.text} (by {c.due:%d %B %Y})"
+                  for c in waiver.conditions.filter(customer_visible=True)]  # fmt: skip
     paragraphs = [
         f"Dear {waiver.customer.name},",
         f"We confirm an exception to your standard licensing terms: {label.lower()}. "

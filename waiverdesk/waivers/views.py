@@ -168,7 +168,10 @@ def act(request: HttpRequest, reference: str, action: str):
             conditions = []
             if any(post.get(f"condition_{k}", "").strip() for k in ("text", "owner", "due")):
                 conditions.append(
-                    {k: post.get(f"condition_{k}", "").strip() for k in ("text", "owner", "due")}
+                    {
+                        k: post.get(f"condition_{k}", "").strip()
+                        for k in ("text", "owner", "due", "customer_visible")
+                    }  # fmt: skip
                 )
             decision = post.get("decision", "")
             services.decide(

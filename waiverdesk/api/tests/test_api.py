@@ -136,7 +136,13 @@ def test_a_decision_with_conditions_and_a_refused_one_audited(as_, world):
     waiver = decided.json()
     assert waiver["status"] == "approved" and waiver["decision"]["approvers"] == ["mona"]
     assert waiver["conditions"] == [
-        {"text": "Send usage report", "owner": "olga", "due": due, "status": "open"}
+        {
+            "text": "Send usage report",
+            "owner": "olga",
+            "due": due,
+            "status": "open",
+            "customer_visible": False,
+        }
     ]
     again = as_("mark").post(f"/api/v1/waivers/{ref}/decisions", {"decision": "approve"})
     assert again.status_code == 409 and again.json()["errors"][0]["code"] == "invalid_state"

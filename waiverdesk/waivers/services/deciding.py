@@ -143,6 +143,7 @@ def decide(
                 text=c.text,
                 owner=c.owner,
                 due=c.due,
+                customer_visible=c.customer_visible,
                 created_at=now,
             )
         if decision != "approve" or step_done:
@@ -176,7 +177,12 @@ def decide(
                 "comment": comment,
                 "checks": sorted(checks or []),
                 "conditions": [
-                    {"text": c.text, "owner": c.owner.username, "due": c.due.isoformat()}
+                    {
+                        "text": c.text,
+                        "owner": c.owner.username,
+                        "due": c.due.isoformat(),
+                        "customer_visible": c.customer_visible,
+                    }
                     for c in new_conditions
                 ],
             },
@@ -261,10 +267,20 @@ def _read_conditions(items: list[dict[str, Any]], today: date) -> list[Any]:
             problems.append(
                 Problem(f"conditions[{i}].due", "invalid", "must be a date (YYYY-MM-DD)")
             )
-        result.append(_Condition(text, owner, due_date))
+        told = item.get("customer_visible", False)
+        if isinstance(told, str):  # a form's checkbox, a command line's word
+            told = _YES_NO.get(told.strip().lower(), told)
+        if not isinstance(told, bool):
+            problems.append(Problem(f"conditions[{i}].customer_visible", "invalid",
+                                    "say yes or no: is it told to the customer?"))  # fmt: skip
+        result.append(_Condition(text, owner, due_date, told is True))
     if problems:
         raise Invalid(problems)
     return result
+
+
+_YES_NO = {"": False, "0": False, "false": False, "no": False, "off": False,
+           "1": True, "true": True, "yes": True, "on": True}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -272,6 +288,7 @@ class _Condition:
     text: str
     owner: User | None
     due: date | None
+    customer_visible: bool = False
 
 
 def _tell_decision(waiver, policy, action, step, opened, now) -> None:

@@ -19,7 +19,11 @@ def approved(world):
     ref = services.create(request_body(submit=True), world["rita"], now=NOW).reference
     services.decide(
         ref, world["mona"], "approve", now=NOW,
-        conditions=[{"text": "Report seat use monthly", "owner": "olga", "due": "2027-02-28"}],
+        conditions=[
+            {"text": "Report seat use monthly", "owner": "olga", "due": "2027-02-28",
+             "customer_visible": True},
+            {"text": "Check the margin with finance", "owner": "olga", "due": "2027-02-15"},
+        ],
     )  # fmt: skip
     return services.get(ref)
 
@@ -32,6 +36,8 @@ def test_the_notice_says_what_is_allowed_when_and_on_what_terms(approved):
     assert "from 01 February 2027 to 15 March 2027 inclusive" in body
     assert "Analytics Edge (AN-EDGE)" in body
     assert "Report seat use monthly (by 28 February 2027)" in body
+    # Only what the customer is to be told: internal conditions and approvals stay inside.
+    assert "margin" not in body and "mona" not in body and "olga" not in body
     assert "When it ends, access stops unless the renewal has been signed." in body
 
 
@@ -67,3 +73,49 @@ def test_the_notice_pages_are_for_approved_exceptions_that_the_user_may_see(appr
     assert sam.get(f"/requests/{approved.reference}/notice/").status_code == 404
     draft = services.create(request_body(), world["rita"], now=NOW)
     assert rita.get(f"/requests/{draft.reference}/notice/").status_code == 404
+
+
+def test_the_notice_pdf_and_email_keep_internal_conditions_inside(approved, world, smtp_server):
+    text = PdfReader(io.BytesIO(notice.pdf(approved))).pages[0].extract_text()
+    assert "Report seat use monthly" in text and "margin" not in text
+    directory.update_customer("GLOBEX-002", {"contact_email": "licensing@globex.example"})
+    notice.send(approved.reference, world["rita"], NOW)
+    notify.deliver(NOW)
+    (mail,) = [m for m in smtp_server if m["To"] == "licensing@globex.example"]
+    assert "Report seat use monthly" in mail.get_payload() and "margin" not in mail.get_payload()
+
+
+def test_every_door_can_mark_a_condition_for_the_customer(world, tmp_path):
+    from django.core.management import call_command
+
+    from waiverdesk.api import services as tokens
+    from waiverdesk.waivers.models import Condition
+
+    refs = [services.create(request_body(submit=True), world["rita"], now=NOW).reference
+            for _ in range(3)]  # fmt: skip
+    web = Client()
+    web.force_login(world["mona"])
+    web.post(f"/requests/{refs[0]}/decide", {"decision": "approve", "condition_text": "Web told",
+             "condition_owner": "olga", "condition_due": "2027-03-01",
+             "condition_customer_visible": "1"})  # fmt: skip
+    raw = tokens.create_token(world["mona"], "t", ["read", "decide"])[1]
+    answer = Client(HTTP_AUTHORIZATION=f"Bearer {raw}").post(
+        f"/api/v1/waivers/{refs[1]}/decisions",
+        {"decision": "approve", "conditions": [
+            {"text": "API told", "owner": "olga", "due": "2027-03-01", "customer_visible": True}]},
+        content_type="application/json",
+    )  # fmt: skip
+    assert answer.status_code == 201, answer.content
+    assert answer.json()["conditions"][0]["customer_visible"] is True
+    call_command("waiver", "approve", refs[2], "--as", "mona",
+                 "--condition", "CLI told;olga;2027-03-01;customer")  # fmt: skip
+    told = dict(Condition.objects.values_list("text", "customer_visible"))
+    assert told == {"Web told": True, "API told": True, "CLI told": True}
+
+
+def test_a_condition_marked_for_the_customer_in_a_strange_way_is_refused(world):
+    ref = services.create(request_body(submit=True), world["rita"], now=NOW).reference
+    odd = {"text": "x", "owner": "olga", "due": "2027-03-01", "customer_visible": "maybe"}
+    with pytest.raises(Invalid) as refused:
+        services.decide(ref, world["mona"], "approve", now=NOW, conditions=[odd])
+    assert refused.value.problems[0].field == "conditions[0].customer_visible"

@@ -49,8 +49,8 @@ class Command(ActionCommand):
                 action="append",
                 default=[],
                 dest="conditions",
-                metavar="TEXT;OWNER;DUE",
-                help="an obligation attached to approval",
+                metavar="TEXT;OWNER;DUE[;customer]",
+                help="an obligation attached to approval (;customer: told in the customer notice)",
             )
         action("withdraw", "withdraw an undecided request").add_argument("--reason", default="")
         action("terminate", "end an exception early").add_argument("--reason", required=True)
@@ -91,9 +91,10 @@ class Command(ActionCommand):
         parsed = []
         for text in conditions:
             parts = text.split(";")
-            if len(parts) != 3:
-                raise CommandError(f"--condition '{text}': write TEXT;OWNER;YYYY-MM-DD")
-            parsed.append(dict(zip(("text", "owner", "due"), parts, strict=True)))
+            if len(parts) not in (3, 4) or parts[3:] not in ([], ["customer"]):
+                raise CommandError(f"--condition '{text}': write TEXT;OWNER;YYYY-MM-DD[;customer]")
+            parsed.append({**dict(zip(("text", "owner", "due"), parts[:3], strict=True)),
+                           "customer_visible": parts[3:] == ["customer"]})  # fmt: skip
         self.run(services.decide, reference, username, decision, comment, parsed, checks)
         self.stdout.write(f"{reference} {services.get(reference).status}")
 
