@@ -10,7 +10,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from waiverdesk.core.lifecycle import UNDER_REVIEW
 from waiverdesk.directory.services import roles_of
 
-from .models import RouteStep, Task, Waiver
+from .models import Attachment, RouteStep, Task, Waiver
 from .services import NotFound
 
 READ_ALL_ROLES = frozenset({"auditor", "admin"})
@@ -35,6 +35,15 @@ def require_visible(user: User, reference: str) -> str:
     if not visible_to(user).filter(reference=reference).exists():
         raise NotFound(reference)
     return reference
+
+
+def visible_attachment(user: User, reference: str, pk: int) -> Attachment:
+    """A file of evidence of a waiver `user` may see; otherwise NotFound, like the waiver."""
+    file = Attachment.objects.filter(waiver__reference=require_visible(user, reference), pk=pk)
+    found = file.first()
+    if found is None:
+        raise NotFound(reference)
+    return found
 
 
 def pending_for(user: User) -> QuerySet[Waiver]:

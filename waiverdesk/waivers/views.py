@@ -18,7 +18,6 @@ from waiverdesk.web import back_to, page, sees_dashboard, show_refusal
 
 from . import access, attachments, intake, notice, request_form, services, stats
 from .detail import detail, evaluation_dict
-from .models import Attachment
 
 
 @page
@@ -262,9 +261,9 @@ def dashboard(request: HttpRequest):
 def attachment(request: HttpRequest, reference: str, pk: int):
     """A file of evidence, to whoever may see its request (anyone else gets a 404): always
     a download, never rendered in the page's origin (nosniff, a sandboxing policy)."""
-    file = Attachment.objects.filter(waiver__reference=_visible(request, reference), pk=pk).first()
-    path = attachments.path_for(file.sha256) if file else None
-    if path is None or not path.is_file():
+    file = access.visible_attachment(request.user, reference, pk)
+    path = attachments.path_for(file.sha256)
+    if not path.is_file():
         raise Http404("no such file")
     kind = file.content_type if file.content_type in attachments.ALLOWED else ""
     response = FileResponse(path.open("rb"), as_attachment=True, filename=file.filename,
