@@ -19,6 +19,12 @@ run: venv
 	$(BIN)/waiverdesk demo
 	WAIVERDESK_DEVELOPMENT=1 $(BIN)/waiverdesk serve
 
+# The browser tests check every page with axe-core, from the npm registry (package.json).
+AXE := node_modules/axe-core/axe.min.js
+$(AXE): package.json package-lock.json
+	npm ci --no-audit --no-fund --silent
+	touch $@
+
 # The browser tests drive Debian's chromium; install it when the machine lacks it.
 chromium:
 	@command -v chromium >/dev/null || { \
@@ -38,7 +44,7 @@ format: venv
 # a core that finishes early takes the next run; each report is printed whole when its
 # run ends.
 MACHINE := waiverdesk/waivers/tests/test_state_machine.py
-test: lint chromium
+test: lint chromium $(AXE)
 	WAIVERDESK_DATA_DIR=$$(mktemp -d) DATABASE_URL=sqlite:///:memory: $(BIN)/waiverdesk check --fail-level WARNING
 	WAIVERDESK_DATA_DIR=$$(mktemp -d) DATABASE_URL=sqlite:///:memory: $(BIN)/waiverdesk makemigrations --check --dry-run
 	@if $(PG_UP); then $(MAKE) --no-print-directory -j2 --output-sync=target \
@@ -49,13 +55,13 @@ test: lint chromium
 test-sqlite: test-sqlite-rest test-sqlite-machine
 test-postgres: test-postgres-rest test-postgres-machine
 
-test-sqlite-rest test-sqlite-machine: venv
+test-sqlite-rest test-sqlite-machine: venv $(AXE)
 	@echo "== tests on SQLite ($(@:test-sqlite-%=%))"
 	DATABASE_URL=sqlite:///$$(mktemp -d)/test.sqlite3 $(BIN)/pytest \
 	  $(if $(filter %machine,$@),$(MACHINE),--ignore $(MACHINE))
 
 # Each run on its own database (test_test, test_test_machine), so they may overlap.
-test-postgres-rest test-postgres-machine: venv
+test-postgres-rest test-postgres-machine: venv $(AXE)
 	@echo "== tests on PostgreSQL ($(@:test-postgres-%=%))"
 	DATABASE_URL=$(PG_URL)$(if $(filter %machine,$@),_machine) $(BIN)/pytest \
 	  $(if $(filter %machine,$@),$(MACHINE),--ignore $(MACHINE))
@@ -67,16 +73,18 @@ bench: venv
 	$(BIN)/python bench/usage.py --engine sqlite
 	$(BIN)/python bench/governance.py --engine sqlite
 	$(BIN)/python bench/insight.py --engine sqlite --waivers 100000
+	$(BIN)/python bench/lists.py --engine sqlite
 	@if $(PG_UP); then DATABASE_URL=$(PG_URL) $(BIN)/python bench/run.py --engine postgresql; \
 	DATABASE_URL=$(PG_URL) $(BIN)/python bench/api.py --engine postgresql; \
 	DATABASE_URL=$(PG_URL) $(BIN)/python bench/worker.py --engine postgresql; \
 	DATABASE_URL=$(PG_URL) $(BIN)/python bench/usage.py --engine postgresql; \
 	DATABASE_URL=$(PG_URL) $(BIN)/python bench/governance.py --engine postgresql; \
-	DATABASE_URL=$(PG_URL) $(BIN)/python bench/insight.py --engine postgresql; fi
+	DATABASE_URL=$(PG_URL) $(BIN)/python bench/insight.py --engine postgresql; \
+	DATABASE_URL=$(PG_URL) $(BIN)/python bench/lists.py --engine postgresql; fi
 
 # The README's pictures, taken from the real pages with the demo data.
-screenshots: venv chromium
+screenshots: venv chromium $(AXE)
 	$(BIN)/python docs/screenshots.py
 
 clean:
-	rm -rf $(VENV) var *.egg-info
+	rm -rf $(VENV) var *.egg-info node_modules

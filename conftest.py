@@ -6,6 +6,7 @@ finance, leo is legal, eva and edgar are executives, olga is a control owner,
 adam is an admin, and charlie has no role at all.
 """
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -82,8 +83,8 @@ class Served:
         return done.stdout.strip()
 
 
-@pytest.fixture
-def served(tmp_path):
+@contextlib.contextmanager
+def serve_demo(tmp_path: Path):
     """The app served for real (the demo loaded) on a scratch SQLite file or PostgreSQL
     database; yields (Served, base URL)."""
     url = os.environ.get("DATABASE_URL", "")
@@ -109,6 +110,20 @@ def served(tmp_path):
         if postgres:
             with psycopg.connect(url, autocommit=True) as conn:
                 conn.execute(f"DROP DATABASE IF EXISTS {scratch} WITH (FORCE)")
+
+
+@pytest.fixture
+def served(tmp_path):
+    """The demo served for one test: (Served, base URL)."""
+    with serve_demo(tmp_path) as found:
+        yield found
+
+
+@pytest.fixture(scope="module")
+def served_for_module(tmp_path_factory):
+    """The demo served for every test of a module, which each make their own requests."""
+    with serve_demo(tmp_path_factory.mktemp("served")) as found:
+        yield found
 
 
 @pytest.fixture

@@ -58,6 +58,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "axes.middleware.AxesMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "waiverdesk.directory.readers.middleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "waiverdesk.waivers.attachments.limit_uploads",
     "waiverdesk.api.api.refuse_nul_bytes",
@@ -85,8 +86,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 USE_TZ = True
-TIME_ZONE = "UTC"
+TIME_ZONE = "UTC"  # what is stored; each reader sees their own zone
 LANGUAGE_CODE = "en"
+# How figures and moments are written for a reader with no setting of their own and no
+# browser to ask (emails, the worker): a CLDR locale and an IANA time zone.
+WAIVERDESK_LOCALE = os.environ.get("WAIVERDESK_LOCALE", "en_US")
+WAIVERDESK_TIME_ZONE = os.environ.get("WAIVERDESK_TIME_ZONE", "UTC")
+# The customer notice's letterhead: the vendor's name, and a PNG or JPEG logo file.
+ORG_NAME = os.environ.get("WAIVERDESK_ORG_NAME", "")
+ORG_LOGO = os.environ.get("WAIVERDESK_ORG_LOGO", "")
 
 TEMPLATES = [
     {

@@ -260,3 +260,14 @@ class DnsServer:
 
     def stop(self) -> None:
         self.socket.close()
+
+
+def client_for(name: str):
+    """A Django test client signed in as the person called `name` ("anonymous": nobody)."""
+    from django.contrib.auth.models import User
+    from django.test import Client
+
+    client = Client()
+    if name != "anonymous":
+        client.force_login(User.objects.get(username=name))
+    return client

@@ -5,11 +5,14 @@ from django.urls import path
 from waiverdesk import health, web
 from waiverdesk.api import views as tokens
 from waiverdesk.api.api import api
+from waiverdesk.audit import views as audit
 from waiverdesk.billing import views as billing
+from waiverdesk.directory import views as directory
 from waiverdesk.governance import views as governance
 from waiverdesk.insight import views as insight
 from waiverdesk.notifications import views as notifications
 from waiverdesk.policies import views as policy
+from waiverdesk.waivers import lists
 from waiverdesk.waivers import views as waivers
 
 
@@ -28,7 +31,13 @@ urlpatterns = [
     path("", web.home, name="home"),
     path("sign-in/", auth.LoginView.as_view(template_name="sign_in.html"), name="sign-in"),
     path("sign-out/", auth.LogoutView.as_view(next_page="sign-in"), name="sign-out"),
-    path("requests/", waivers.my_requests, name="my-requests"),
+    path("requests/", lists.my_requests, name="my-requests"),
+    path("requests/all/", lists.all_requests, name="all-requests"),
+    path("requests/decide", lists.decide_many, name="decide-many"),
+    path("customers/<str:external_id>/", lists.customer_page, name="customer"),
+    path("products/<str:code>/", lists.product_page, name="product"),
+    path("filters/", lists.save_filter, name="save-filter"),
+    path("filters/<int:pk>/remove", lists.forget_filter, name="forget-filter"),
     path("requests/new/", waivers.new_request, name="new-request"),
     path("requests/new/<slug:type_name>/", waivers.request_form_page, name="request-form"),
     path("requests/new/<slug:type_name>/preview", waivers.preview, name="preview"),
@@ -46,13 +55,18 @@ urlpatterns = [
         {"as_pdf": True},
         name="customer-notice-pdf",
     ),
-    path("requests/<str:reference>/notice/send", waivers.send_notice, name="send-notice"),
+    path("requests/<str:reference>/notices/<int:pk>.pdf", waivers.sent_notice, name="sent-notice"),
     path("requests/<str:reference>/feedback", insight.give_feedback, name="feedback"),
     path("requests/<str:reference>/evidence/<int:pk>", waivers.attachment, name="attachment"),
+    path("requests/<str:reference>/evidence/", waivers.add_evidence, name="add-evidence"),
     path("requests/<str:reference>/<slug:action>", waivers.act, name="act"),
     path("implementation/", waivers.implementation, name="implementation"),
-    path("inbox/", waivers.inbox, name="inbox"),
+    path("inbox/", lists.inbox, name="inbox"),
     path("dashboard/", waivers.dashboard, name="dashboard"),
+    path("audit/", audit.trail, name="audit-trail"),
+    path("audit/trail.jsonl", audit.export, name="audit-export"),
+    path("audit/proofs/<str:reference>.json", audit.proof, name="audit-proof"),
+    path("settings/", directory.settings_page, name="settings"),
     path("policy/", policy.policy_page, name="policy"),
     path("policy/versions/", policy.history, name="policy-history"),
     path("policy/versions/<int:number>/approve/", policy.approve, name="policy-approve"),

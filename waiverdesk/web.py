@@ -16,7 +16,12 @@ from waiverdesk.core.errors import Denied, Invalid
 from waiverdesk.directory.services import roles_of
 from waiverdesk.policies import services as policies
 from waiverdesk.waivers import access
-from waiverdesk.waivers.services import NotFound
+from waiverdesk.waivers.models import Task
+from waiverdesk.waivers.request_form import label_of
+from waiverdesk.waivers.services import NotFound, startable_types
+
+# Who sees the list of all requests (each sees there what `access` lets them see).
+SEES_ALL = frozenset({"auditor", "admin", "control_owner", "policy_admin"})
 
 OVERSIGHT_ROLES = frozenset({"control_owner", "auditor", "admin", "policy_admin"})
 
@@ -47,23 +52,59 @@ def show_refusal(request: HttpRequest, refused: Invalid | Denied) -> None:
     refusal the service did not record is recorded here)."""
     if isinstance(refused, Invalid):
         for p in refused.problems:
-            messages.error(request, f"{p.field}: {p.message}")
+            messages.error(request, f"{label_of(p.field)}: {p.message}")
     else:
         if not refused.audited:
             audit.refused_at_door("web", request, refused.code, refused.message)
         messages.error(request, refused.message)
 
 
+def approves(user) -> bool:
+    """Whether `user` holds a role that decides a tier of the active policy."""
+    approvers = policies.compiled(policies.active_version()).approver_roles
+    return bool(roles_of(user) & set(approvers))
+
+
+def sees_audit_trail(user) -> bool:
+    return bool(roles_of(user) & {"auditor", "admin"})
+
+
+def has_tasks(user) -> bool:
+    roles = roles_of(user)
+    if roles & {"implementer", "auditor", "admin"}:
+        return True
+    return Task.objects.filter(owner=user, status=Task.State.OPEN).exists()
+
+
+def decidable_count(user) -> int:
+    """How many steps `user` may decide now (counted once a request: the inbox page, which
+    counts them anyway, leaves its count here)."""
+    if getattr(user, "_decidable_count", None) is None:
+        user._decidable_count = access.decidable_by(user).count()
+    return user._decidable_count
+
+
 def navigation(request: HttpRequest) -> dict:
-    """The links of the header, with the number of steps waiting in the user's inbox."""
+    """The links of the header that the person may use, with the number of steps waiting
+    for their decision."""
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return {}
+    roles = roles_of(user)
+    deciding = approves(user)
     return {
-        "inbox_count": access.pending_for(user).count(),
-        "sees_dashboard": sees_dashboard(user),
-        "sees_billing": bool(roles_of(user) & {"finance", "auditor", "admin"}),
-        "sees_governance": sees_governance(user),
+        "nav": {
+            "requests": bool(roles & {"requester", "admin"}) or user.requested_waivers.exists(),
+            "new_request": bool(startable_types(user)),
+            "inbox": deciding,
+            "implementation": has_tasks(user),
+            "all_requests": bool(roles & SEES_ALL),
+            "audit": sees_audit_trail(user),
+            "dashboard": sees_dashboard(user),
+            "governance": sees_governance(user),
+            "billing": bool(roles & {"finance", "auditor", "admin"}),
+        },
+        "inbox_count": decidable_count(user) if deciding else 0,
     }
 
 
@@ -106,5 +147,19 @@ def page(view):
 
 @page
 def home(request: HttpRequest):
-    """Approvers start in their inbox, everyone else in their requests."""
-    return redirect("inbox" if access.pending_for(request.user).exists() else "my-requests")
+    """Each role starts where its day's work is: approvers with something to decide in their
+    inbox, auditors and admins in all requests, approvers in their inbox, control owners in
+    governance, implementers on the board, requesters in their requests."""
+    user = request.user
+    roles = roles_of(user)
+    if approves(user) and access.decidable_by(user).exists():
+        return redirect("inbox")
+    if roles & {"auditor", "admin"}:
+        return redirect("all-requests")
+    if approves(user):
+        return redirect("inbox")
+    if "control_owner" in roles:
+        return redirect("governance")
+    if "implementer" in roles:
+        return redirect("implementation")
+    return redirect("my-requests")

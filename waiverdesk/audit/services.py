@@ -224,14 +224,21 @@ def checkpoint_json(c: AuditCheckpoint) -> dict[str, Any]:
 def export(out: IO[str]) -> int:
     """Write the signed checkpoints, then every entry as stored, as JSON lines (the
     checkpoints first, so a verifier reads the entries as a stream); return the count."""
-    for c in AuditCheckpoint.objects.exclude(signature="").order_by("seq"):
-        out.write(json.dumps({"kind": "checkpoint", **checkpoint_json(c)}) + "\n")
-    written = 0
-    for seq, digest, text in _canonicals(0, 2**62, "seq, hash, canonical"):
-        entry = {"kind": "entry", "seq": int(seq), "hash": digest, "canonical": text}
-        out.write(json.dumps(entry) + "\n")
+    written = -AuditCheckpoint.objects.exclude(signature="").count()
+    for line in export_lines():
+        out.write(line)
         written += 1
     return written
+
+
+def export_lines() -> Iterator[str]:
+    """The lines of the export, read from the database as they are written."""
+    for c in AuditCheckpoint.objects.exclude(signature="").order_by("seq"):
+        yield json.dumps({"kind": "checkpoint", **checkpoint_json(c)}) + "\n"
+    for seq, digest, text in _canonicals(0, 2**62, "seq, hash, canonical"):
+        yield (
+            json.dumps({"kind": "entry", "seq": int(seq), "hash": digest, "canonical": text}) + "\n"
+        )
 
 
 def prove(object_ref: str, object_type: str = "waiver") -> dict[str, Any]:

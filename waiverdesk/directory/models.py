@@ -78,3 +78,19 @@ class ExchangeRate(models.Model):
     @property
     def audit_ref(self) -> str:
         return f"{self.base}/{self.currency}/{self.day}"
+
+
+class Profile(models.Model):
+    """How a person reads figures and moments: their locale and time zone (blank: the
+    browser's, else the site's default)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="profile"
+    )
+    locale = models.CharField(max_length=20, blank=True, help_text="A CLDR locale: en_US, de_DE.")
+    time_zone = models.CharField(
+        max_length=64, blank=True, help_text="An IANA zone: Europe/Berlin."
+    )
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: {self.locale or '-'} {self.time_zone or '-'}"

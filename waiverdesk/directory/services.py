@@ -10,12 +10,13 @@ from django.db import transaction
 
 from waiverdesk import clock
 from waiverdesk.audit import services as audit
+from waiverdesk.core import formatting
 from waiverdesk.core.errors import Denied, Invalid, Problem
 from waiverdesk.core.policy import FIXED_ROLES
 from waiverdesk.policies import services as policies
 
 from . import signing_in
-from .models import Customer, Product
+from .models import Customer, Product, Profile
 
 
 def roles_of(user: User) -> frozenset[str]:
@@ -249,3 +250,27 @@ def add_product(
             {"name": product.name, "family": family, "risk_class": risk_class},
         )
     return product
+
+
+def set_reading(user: User, locale: str, time_zone: str) -> Profile:
+    """How `user` reads figures and moments: a CLDR locale and an IANA time zone (blank:
+    follow the browser). Invalid at each field that names neither."""
+    locale, time_zone = (locale or "").strip(), (time_zone or "").strip()
+    problems = []
+    if locale and not formatting.known_locale(locale):
+        message = f"Format: '{locale[:40]}' is not a locale we know; choose one from the list"
+        problems.append(Problem("locale", "invalid", message))
+    if time_zone and not formatting.known_zone(time_zone):
+        message = f"Time zone: '{time_zone[:64]}' is not a time zone, like Europe/Berlin"
+        problems.append(Problem("time_zone", "invalid", message))
+    if problems:
+        raise Invalid(problems)
+    with transaction.atomic():
+        profile, _ = Profile.objects.get_or_create(user=user)
+        profile.locale = formatting.known_locale(locale) if locale else ""
+        profile.time_zone = time_zone
+        profile.save()
+        audit.append(user.username, "user.settings_changed", user,
+                     {"locale": profile.locale, "time_zone": profile.time_zone},
+                     object_ref=user.username)  # fmt: skip
+    return profile

@@ -24,6 +24,7 @@ from django.template.loader import render_to_string
 
 from waiverdesk import clock
 from waiverdesk.audit import services as audit
+from waiverdesk.directory.readers import Reader, readers_for, writing_for
 from waiverdesk.webhooks import services as webhooks
 from waiverdesk.webhooks.models import Webhook
 
@@ -51,6 +52,7 @@ def publish_many(event: str, items: list[tuple[Any, dict[str, Any], list]], now:
     """`publish` for many waivers at once: (waiver, data, people) each."""
     hooks = [h for h in Webhook.objects.filter(active=True) if not h.events or event in h.events]
     people = {u.pk: u for u in readers([u for _w, _d, to in items for u in to], event)}
+    people_read = readers_for(list(people.values()))
     messages = []
     for waiver, data, to in items:
         payload = {
@@ -74,13 +76,18 @@ def publish_many(event: str, items: list[tuple[Any, dict[str, Any], list]], now:
             "sentence": EVENTS[event],
             "data": data,
             "url": f"{settings.BASE_URL}/requests/{waiver.reference}/",
+            "sent": now,
         }
-        text = render_to_string("notifications/email.txt", context)  # the same for every reader
-        messages += [
-            _message(Message.Channel.EMAIL, event, waiver, now, recipient=user.email,
-                     subject=f"{waiver.reference} {EVENTS[event]}", body=text)
-            for user in told.values()
-        ]  # fmt: skip
+        written: dict[Reader, str] = {}  # one text per way of reading
+        for user in told.values():
+            reader = people_read[user.pk]
+            if reader not in written:
+                with writing_for(reader):
+                    written[reader] = render_to_string("notifications/email.txt", context)
+            messages.append(
+                _message(Message.Channel.EMAIL, event, waiver, now, recipient=user.email,
+                         subject=f"{waiver.reference} {EVENTS[event]}", body=written[reader])
+            )  # fmt: skip
     Message.objects.bulk_create(messages)
 
 

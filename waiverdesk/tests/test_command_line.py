@@ -208,6 +208,21 @@ def test_the_demo_has_a_request_in_every_state(db):
     assert run("audit", "verify").startswith("audit chain verifies:")
 
 
+def test_the_demo_happened_before_now_whatever_the_hour(db, monkeypatch):
+    from datetime import UTC, datetime
+
+    from waiverdesk import clock
+    from waiverdesk.audit.models import AuditEntry
+    from waiverdesk.waivers.models import RouteStep
+
+    early = datetime(2026, 12, 1, 6, 5, tzinfo=UTC)  # before the demo's 09:30 mornings
+    monkeypatch.setattr(clock, "now", lambda: early)
+    run("demo")
+    assert not Waiver.objects.filter(created_at__gt=early).exists()
+    assert not RouteStep.objects.filter(opened_at__gt=early).exists()
+    assert not AuditEntry.objects.filter(at__gt=early).exists()
+
+
 def test_the_console_script_sets_up_a_fresh_data_directory(tmp_path):
     script = Path(sys.executable).parent / "waiverdesk"
     env = {**os.environ, "WAIVERDESK_DATA_DIR": str(tmp_path)}

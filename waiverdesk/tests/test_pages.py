@@ -17,7 +17,7 @@ from django.test import Client
 from waiverdesk.api.models import ApiToken
 from waiverdesk.audit.models import AuditEntry
 from waiverdesk.notifications.models import Preference
-from waiverdesk.testing import big_discount_body, publish_policy, request_body
+from waiverdesk.testing import big_discount_body, client_for, publish_policy, request_body
 from waiverdesk.waivers import services
 from waiverdesk.waivers.models import Approval, Attachment, Waiver
 
@@ -29,13 +29,6 @@ SEES_WAIVER = {"rita", "mona", "olga", "audrey", "adam"}
 @pytest.fixture
 def waiver(world):
     return services.create(request_body(submit=True), world["rita"])
-
-
-def client_for(name: str) -> Client:
-    client = Client()
-    if name != "anonymous":
-        client.force_login(User.objects.get(username=name))
-    return client
 
 
 def big_discount_form(**changes) -> dict:

@@ -12,6 +12,7 @@ from waiverdesk.directory.services import roles_of
 
 from .models import Attachment, RouteStep, Task, Waiver
 from .services import NotFound
+from .services.separation import conflicted_query, decided_this_round
 
 READ_ALL_ROLES = frozenset({"auditor", "admin"})
 
@@ -55,6 +56,18 @@ def pending_for(user: User) -> QuerySet[Waiver]:
         role__in=roles_of(user),
     )
     return Waiver.objects.filter(Exists(pending), status__in=UNDER_REVIEW).exclude(requester=user)
+
+
+def decidable_by(user: User) -> QuerySet[Waiver]:
+    """The inbox that counts: waivers whose pending step `user` may decide now (holding its
+    role, not conflicted, not already on its route)."""
+    return pending_for(user).exclude(conflicted_query(user)).exclude(decided_this_round(user))
+
+
+def held_back_from(user: User) -> QuerySet[Waiver]:
+    """Waivers waiting on a role `user` holds that `user` may not decide (conflicted, or
+    already on the route): listed apart, never counted."""
+    return pending_for(user).filter(Q(conflicted_query(user)) | Q(decided_this_round(user)))
 
 
 def search(

@@ -33,6 +33,8 @@ ALLOWED: dict[str, tuple[bytes, ...] | None] = {
     "text/csv": None,
     "text/plain": None,
 }
+# What a browser may show in place (its own image decoder or PDF viewer, never HTML or SVG).
+PREVIEWABLE = frozenset({"application/pdf", "image/png", "image/jpeg"})
 CHUNK = 1 << 20
 
 
@@ -130,13 +132,20 @@ def keep(stored: Stored) -> None:
 def discard(stored: Stored) -> None:
     """Forget a file whose row was not stored: unstage it, and remove it from the store unless
     an attachment uses it."""
-    from .models import Attachment
-
     Path(stored.staged).unlink(missing_ok=True)
+    forget(stored.sha256)
+
+
+def forget(sha256: str) -> None:
+    """Remove a stored file unless an attachment or a pending upload still uses it."""
+    from .models import Attachment, PendingUpload
+
     with transaction.atomic():
-        _lock(stored.sha256)
-        if not Attachment.objects.filter(sha256=stored.sha256).exists():
-            path_for(stored.sha256).unlink(missing_ok=True)
+        _lock(sha256)
+        in_use = Attachment.objects.filter(sha256=sha256).exists() or (
+            PendingUpload.objects.filter(sha256=sha256).exists())  # fmt: skip
+        if not in_use:
+            path_for(sha256).unlink(missing_ok=True)
 
 
 def _lock(sha256: str) -> None:

@@ -67,6 +67,7 @@ def detail(waiver: Waiver) -> dict[str, Any]:
                 "id": a.pk,
                 "kind": a.kind,
                 "filename": a.filename,
+                "content_type": a.content_type,
                 "size": a.size,
                 "sha256": a.sha256,
             }  # fmt: skip

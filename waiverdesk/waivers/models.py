@@ -79,6 +79,12 @@ class Waiver(models.Model):
     created_at = models.DateTimeField()
     submitted_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField()
+    search_text = models.TextField(
+        blank=True,
+        editable=False,
+        help_text="What a search finds it by, case-folded (see index_for_search); indexed by "
+        "trigrams (PostgreSQL pg_trgm, SQLite FTS5).",
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -109,6 +115,17 @@ class Waiver(models.Model):
 
     def current_route(self):
         return self.steps.filter(round=self.round).order_by("position")
+
+    def index_for_search(self, products) -> None:
+        """Set what a search finds it by: its reference, type, customer (name and id),
+        products (code, name, family), requester (user name and name) and justification."""
+        requester = self.requester
+        parts = [self.reference, self.type, self.customer.external_id, self.customer.name,
+                 requester.username, requester.get_full_name(), self.region]  # fmt: skip
+        for product in products:
+            parts += [product.code, product.name, product.family]
+        parts += [str(v) for v in (self.justification or {}).values() if v]
+        self.search_text = " ".join(p for p in parts if p).casefold()
 
 
 class RouteStep(models.Model):
@@ -294,3 +311,64 @@ class InboundEmail(models.Model):
 
     def __str__(self) -> str:
         return f"{self.message_id}: {self.outcome}"
+
+
+class SavedFilter(models.Model):
+    """A person's named search of a list of requests: the list's path and its query."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="saved_filters")
+    name = models.CharField(max_length=80)
+    path = models.CharField(max_length=200)
+    query = models.CharField(max_length=2000, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "name"], name="saved_filter_name_per_user")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def url(self) -> str:
+        return f"{self.path}?{self.query}" if self.query else self.path
+
+
+class SentNotice(models.Model):
+    """A copy of a customer notice as it was sent: to whom, its text and its PDF."""
+
+    waiver = models.ForeignKey(Waiver, on_delete=models.CASCADE, related_name="sent_notices")
+    to = models.EmailField()
+    cc = models.TextField(blank=True, help_text="The copy addresses, comma-separated.")
+    subject = models.CharField(max_length=200)
+    body = models.TextField()
+    pdf = models.BinaryField()
+    sent_by = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    sent_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-sent_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.waiver_id} to {self.to}"
+
+
+class PendingUpload(models.Model):
+    """A file a person chose on a form that was refused: kept (checked and stored) for them
+    to send again with the corrected form, so nobody chooses the same files twice."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=60)
+    filename = models.CharField(max_length=255)
+    content_type = models.CharField(max_length=100)
+    size = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.filename

@@ -20,6 +20,12 @@ SCOPE_FIELDS = {
     "scope.quantity": "Committed quantity",
     "scope.discount_pct": "Discount (% of list price)",
 }
+# The figures of a request, in words.
+FINANCIAL_LABELS = {
+    "list_value": "List value",
+    "concession": "Concession (value given up)",
+    "revenue_effect": "Revenue effect",
+}
 # The standard justification template: each answer's prompt.
 JUSTIFICATION = {
     "justification.benefit": (
@@ -51,6 +57,8 @@ class Field:
     help: str = ""
     value: Any = ""
     errors: list[str] = field(default_factory=list)
+    pending: list[Any] = field(default_factory=list)  # files kept from a refused form
+    text: str = ""  # evidence given as a text instead of a file
 
     @property
     def id(self) -> str:
@@ -136,15 +144,15 @@ def sections(type_name: str, kind: ExceptionType) -> list[Section]:
                 Field(
                     "financials.currency", "Currency", "select", False, [(c, c) for c in CURRENCIES]
                 ),
-                Field(
-                    "financials.list_value", "List value", "number", needed("financials.list_value")
-                ),
-                Field(
-                    "financials.concession",
-                    "Concession (value given up)",
-                    "number",
-                    needed("financials.concession"),
-                ),
+                *(
+                    Field(
+                        f"financials.{name}",
+                        FINANCIAL_LABELS[name],
+                        "number",
+                        needed(f"financials.{name}"),
+                    )
+                    for name in ("list_value", "concession")
+                ),  # fmt: skip
             ],
         ),
         Section(
@@ -178,7 +186,8 @@ def sections(type_name: str, kind: ExceptionType) -> list[Section]:
                         name.replace("_", " ").capitalize(),
                         "file",
                         True,
-                        help="PDF, spreadsheet, document, image, CSV or text.",
+                        help="One or more files (PDF, spreadsheet, document, image, CSV or "
+                        "text), or describe it in words below.",
                     )
                     for name in kind.required_evidence
                 ),
@@ -203,6 +212,13 @@ def body_from(type_name: str, post: Any) -> dict[str, Any]:
         if value := post.get(name, "").strip():
             section, key = name.split(".")
             body[section][key] = _number(value)
+    evidence = {
+        name.split(".", 1)[1]: text.strip()
+        for name, text in post.items()
+        if name.startswith("evidence_text.") and text.strip()
+    }
+    if evidence:
+        body["evidence"] = evidence
     if currency := post.get("financials.currency", "").strip():
         body["financials"]["currency"] = currency
     for name in JUSTIFICATION:
@@ -214,17 +230,18 @@ def body_from(type_name: str, post: Any) -> dict[str, Any]:
 
 
 def uploads_from(files: Any) -> list[services.Upload]:
-    """The evidence files of a posted form, each named by the evidence it is."""
+    """The evidence files of a posted form (several per kind), each named by its kind."""
     return [
         services.Upload(name.split(".", 1)[1], f.name, f, f.content_type or "")
-        for name, f in files.items()
+        for name, chosen in files.lists()
         if name.startswith("evidence.")
+        for f in chosen
     ]
 
 
-def fill(form: list[Section], values: Any, problems: list) -> list[str]:
-    """Put the posted `values` and every problem at its field of `form`; return the
-    messages of problems that have no field of their own."""
+def fill(form: list[Section], values: Any, problems: list, pending=()) -> list[str]:
+    """Put the posted `values`, the files kept for it (`pending`) and every problem at its
+    field of `form`; return the messages of problems that have no field of their own."""
     by_field: dict[str, list[str]] = {}
     for p in problems:
         by_field.setdefault(field_of(p.field), []).append(p.message)
@@ -232,6 +249,10 @@ def fill(form: list[Section], values: Any, problems: list) -> list[str]:
         for f in s.fields:
             f.value = values.getlist(f.name) if f.widget == "checkboxes" else values.get(f.name, "")
             f.errors = by_field.pop(f.name, [])
+            if f.widget == "file":
+                kind = f.name.split(".", 1)[1]
+                f.pending = [p for p in pending if p.kind == kind]
+                f.text = values.get(f"evidence_text.{kind}", "")
     return [m for messages in by_field.values() for m in messages]
 
 
@@ -254,3 +275,31 @@ def _number(text: str) -> Any:
             return float(text)
         except ValueError:
             return text
+
+
+# What a problem's field is called where the person sees it (the form's labels).
+LABELS = {
+    "type": "Type", "customer": "Customer", "products": "Products",
+    "license_type": "License type", "region": "Region", "start": "Start", "end": "End",
+    "control_owner": "Control owner", "outcomes.metric": "Measurable outcome (KPI)",
+    "outcomes.target": "Target", "financials.currency": "Currency",
+    **SCOPE_FIELDS,
+    **{f"financials.{k}": v for k, v in FINANCIAL_LABELS.items()},
+    **{path: label for path, (label, _prompt) in JUSTIFICATION.items()},
+    "decision": "Decision", "comment": "Comment", "checks": "Checklist",
+    "reason": "Reason", "rationale": "Rationale", "score": "Score", "dimension": "Dimension",
+    "contact_email": "Customer contact address", "cc": "Copy to", "kind": "Evidence",
+    "file": "File", "filename": "File name", "content_type": "File type",
+}  # fmt: skip
+
+
+def label_of(path: str) -> str:
+    """A problem's field in words: `justification.benefit` -> Business benefit,
+    `conditions[0].due` -> Condition due, `evidence.usage_forecast` -> Usage forecast."""
+    if path.startswith("conditions"):
+        rest = path.split("].", 1)
+        return f"Condition {rest[1].replace('_', ' ')}" if len(rest) == 2 else "Condition"
+    if path.startswith("evidence."):
+        return path.split(".", 1)[1].replace("_", " ").capitalize()
+    found = LABELS.get(field_of(path)) or LABELS.get(path)
+    return found or path.split(".")[-1].replace("_", " ").capitalize()

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth.models import User
+from django.core.paginator import Paginator
 from django.db.models import Count, F, Min, Q
 
 from waiverdesk.core.lifecycle import UNDER_REVIEW
@@ -32,35 +33,19 @@ def with_waiting_on(waivers) -> list[tuple[Waiver, RouteStep | None]]:
     return [(w, pending.get(w.pk)) for w in waivers]
 
 
-def inbox(user: User, now: datetime) -> list[dict[str, Any]]:
-    """The pending steps the user holds the role for, oldest first, with age and SLA."""
-    waivers = access.pending_for(user).select_related("customer", "requester")
-    rows = []
-    for waiver, step in with_waiting_on(waivers):
-        age = now - step.opened_at
-        rows.append(
-            {
-                "waiver": waiver,
-                "step": step,
-                "age_hours": int(age.total_seconds() // 3600),
-                "overdue": age > timedelta(hours=step.sla_hours),
-                "refusal": services.may_act(waiver, user),
-            }
-        )
-    return sorted(rows, key=lambda r: r["step"].opened_at)
-
-
-def board(user: User, today) -> list[dict[str, Any]]:
-    """Open implementation tasks, soonest due first: the user's own work (everyone's, for
-    admins and auditors), each with whether the user may mark it done."""
+def board(user: User, today, page: int = 1) -> tuple[list[dict[str, Any]], Any]:
+    """One page (100) of open implementation tasks, soonest due first: the user's own work
+    (everyone's, for admins and auditors), each with whether the user may mark it done; and
+    the page, for its count and its neighbours."""
     tasks = Task.objects.filter(status=Task.State.OPEN).select_related("waiver__customer", "owner")
     roles = roles_of(user)
     if not roles & access.READ_ALL_ROLES:
         tasks = tasks.filter(Q(owner=user) | Q(owner__isnull=True, role__in=roles))
-    return [
-        {"task": t, "overdue": t.due < today, "may_do": services.may_do(t, user)}
-        for t in tasks.order_by("due", "id")[:500]
+    shown = Paginator(tasks.order_by("due", "id"), 100).get_page(page)
+    rows = [
+        {"task": t, "overdue": t.due < today, "may_do": services.may_do(t, user)} for t in shown
     ]
+    return rows, shown
 
 
 def bars(counts: dict[str, int], in_order: bool = False) -> list[dict[str, Any]]:

@@ -4,27 +4,23 @@ approver inbox, one page per waiver, and the dashboard."""
 from __future__ import annotations
 
 from django.contrib import messages
+from django.contrib.auth.models import User
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from waiverdesk import clock
 from waiverdesk.core.errors import Denied, Invalid, Problem
 from waiverdesk.core.lifecycle import IN_FORCE, UNDER_REVIEW
 from waiverdesk.core.policy import DIMENSIONS
+from waiverdesk.directory.readers import current
 from waiverdesk.insight import feedback
 from waiverdesk.policies import services as policies
 from waiverdesk.web import back_to, page, sees_dashboard, show_refusal
 
-from . import access, attachments, intake, notice, request_form, services, stats
+from . import access, attachments, intake, lists, notice, pending, request_form, services, stats
 from .detail import detail, evaluation_dict
-
-
-@page
-def my_requests(request: HttpRequest):
-    """The user's own requests, newest first, with what each waits on."""
-    waivers = access.search(request.user, requester=request.user.username)
-    return render(request, "waivers/mine.html", {"rows": stats.with_waiting_on(waivers[:200])})
 
 
 @page
@@ -45,16 +41,19 @@ def request_form_page(request: HttpRequest, type_name: str, reference: str | Non
     problems: list[Problem] = []
     refused = False
     values = QueryDict(mutable=True)
+    kept: list = []
     if request.method == "POST":
         values = request.POST
         body = request_form.body_from(type_name, request.POST)
         body["submit"] = "submit" in request.POST
+        kept = pending.chosen(request.user, request.POST.getlist("pending"))
+        chosen = request_form.uploads_from(request.FILES)
+        again = pending.as_uploads(kept)
         try:
-            uploads = request_form.uploads_from(request.FILES)
             if waiver is None:
-                waiver = services.create(body, request.user, uploads=uploads)
+                waiver = services.create(body, request.user, uploads=chosen + again)
             else:
-                services.edit(waiver.reference, request.user, body, uploads=uploads)
+                services.edit(waiver.reference, request.user, body, uploads=chosen + again)
         except Invalid as invalid:
             problems = invalid.problems
         except Denied as denied:
@@ -63,12 +62,17 @@ def request_form_page(request: HttpRequest, type_name: str, reference: str | Non
             # A refused control owner is shown at its field, with everything else kept.
             problems, refused = [Problem("control_owner", denied.code, denied.message)], True
         else:
+            pending.release(kept)
             done = "submitted for approval" if body["submit"] else "saved as a draft"
             messages.success(request, f"{waiver.reference} {done}.")
             return redirect("waiver", reference=waiver.reference)
+        finally:
+            pending.close(again)
+        # The files chosen this time are kept for the corrected form, with those kept before.
+        kept += pending.hold(request.user, chosen)
     elif waiver is not None:
         values = _as_form_values(intake.body_of(waiver))
-    leftovers = request_form.fill(form, values, problems)
+    leftovers = request_form.fill(form, values, problems, kept)
     status = 403 if refused else 422 if problems else 200
     context = {
         "type_name": type_name,
@@ -76,6 +80,7 @@ def request_form_page(request: HttpRequest, type_name: str, reference: str | Non
         "form": form,
         "leftovers": leftovers,
         "problem_count": len(problems),
+        "kept_files": bool(kept),
         "waiver": waiver,
     }
     return render(request, "waivers/form.html", context, status=status)
@@ -103,6 +108,13 @@ def preview(request: HttpRequest, type_name: str):
 def waiver_page(request: HttpRequest, reference: str):
     """Everything about one waiver, and what the user may do with it."""
     waiver = services.get(_visible(request, reference))
+    return render(request, "waivers/waiver.html", _waiver_context(request, waiver))
+
+
+def _waiver_context(request: HttpRequest, waiver, kept: QueryDict | None = None,
+                    problems: list[Problem] = ()) -> dict:  # fmt: skip
+    """What the waiver page shows; after a refused decision, what the person typed (`kept`)
+    and what was wrong (`problems`), each at its field."""
     shown = detail(waiver)
     policy = services.policy_of(waiver)
     user = request.user
@@ -133,8 +145,41 @@ def waiver_page(request: HttpRequest, reference: str):
         "usage_bars": stats.usage_bars(shown["usage"]),
         "rate_as": feedback.role_of(waiver, user),
         "rated": waiver.feedback.filter(user=user).first(),
+        "from_inbox": (kept or request.GET).get("from") == "inbox",
+        "kept": kept or QueryDict(),
+        "kept_checks": (kept or QueryDict()).getlist("checks"),
+        "previewable": attachments.PREVIEWABLE,
+        "evidence_kinds": sorted(
+            {
+                *(kind.required_evidence if kind else []),
+                *(a["kind"] for a in shown["attachments"]),
+                "other",
+            }
+        ),
+        "decide_problems": [(request_form.label_of(p.field), p.message) for p in problems],
+        "owners": User.objects.filter(is_active=True).order_by("username"),
+        "financials": _financials(shown, waiver),
+        "waiting_on": lists.waiting_on_people(waiver) if under_review else "",
     }
-    return render(request, "waivers/waiver.html", context)
+    return context
+
+
+def _financials(shown: dict, waiver) -> list[tuple[str, str]]:
+    """The financial figures in words and money: as filed and, converted, in the base."""
+    money, financials = waiver.money or {}, waiver.financials or {}
+    reader = current()
+    currency = financials.get("currency") or money.get("currency") or ""
+    rows = []
+    for name, label in request_form.FINANCIAL_LABELS.items():
+        value = financials.get(name)
+        if value is None:
+            continue
+        filed = reader.money(value, currency)
+        base = money.get(f"{name}_base")
+        if base is not None and money.get("base") and money.get("base") != currency:
+            filed += f" ({reader.money(base, money['base'])} at {money.get('rate')})"
+        rows.append((label, filed))
+    return rows
 
 
 @page
@@ -164,26 +209,7 @@ def act(request: HttpRequest, reference: str, action: str):
             )
             done = "risk overridden; the request is routed again"
         elif action == "decide":
-            conditions = []
-            if any(post.get(f"condition_{k}", "").strip() for k in ("text", "owner", "due")):
-                conditions.append(
-                    {
-                        k: post.get(f"condition_{k}", "").strip()
-                        for k in ("text", "owner", "due", "customer_visible")
-                    }  # fmt: skip
-                )
-            decision = post.get("decision", "")
-            services.decide(
-                reference,
-                user,
-                decision,
-                post.get("comment", ""),
-                conditions,
-                post.getlist("checks"),
-            )
-            done = {"approve": "approved", "reject": "rejected"}.get(
-                decision, "returned for changes"
-            )
+            return _decide(request, reference)
         else:
             return redirect("waiver", reference=reference)
     except (Invalid, Denied) as refused:
@@ -194,45 +220,58 @@ def act(request: HttpRequest, reference: str, action: str):
 
 
 @page
-def inbox(request: HttpRequest):
-    """The steps the user may act on, oldest first, with their age against the SLA."""
-    return render(request, "waivers/inbox.html", {"rows": stats.inbox(request.user, clock.now())})
-
-
-@page
 def customer_notice(request: HttpRequest, reference: str, as_pdf: bool = False):
-    """The customer notice of an approved exception, to read, download or send."""
+    """The customer notice of an approved exception: previewed as it will be sent (with the
+    cover note and copies typed so far), downloaded as a PDF, or sent; and the copies sent."""
     waiver = services.get(_visible(request, reference))
     if waiver.status not in IN_FORCE:
         raise services.NotFound(reference)
+    reader = current()
+    source = request.POST if request.method == "POST" else request.GET
+    cover_note, cc = source.get("cover_note", ""), source.get("cc", "")
+    issued = clock.now().astimezone(reader.zone).date()
+    letter = notice.letter(waiver, request.user, reader, issued, cover_note)
     if as_pdf:
-        response = HttpResponse(notice.pdf(waiver), content_type="application/pdf")
+        response = HttpResponse(notice.pdf(letter), content_type="application/pdf")
         response["Content-Disposition"] = f'attachment; filename="{reference}-notice.pdf"'
         return response
-    title, paragraphs = notice.text(waiver)
-    context = {"waiver": waiver, "title": title, "paragraphs": paragraphs}
-    return render(request, "waivers/notice.html", context)
+    problems: list[Problem] = []
+    if request.method == "POST" and request.POST.get("send"):
+        try:
+            to = notice.send(reference, request.user, clock.now(), cover_note, cc, reader)
+        except Invalid as invalid:
+            problems = invalid.problems
+        except Denied as denied:
+            show_refusal(request, denied)
+            return redirect("customer-notice", reference=reference)
+        else:
+            copies = notice.copies_to(cc)
+            also = f" and {', '.join(copies)}" if copies else ""
+            messages.success(request, f"The notice of {reference} is on its way to {to}{also}.")
+            return redirect("customer-notice", reference=reference)
+    context = {"waiver": waiver, "letter": letter, "cover_note": cover_note, "cc": cc,
+               "problems": problems, "problem_at": {p.field: p.message for p in problems},
+               "sent": waiver.sent_notices.select_related("sent_by")}  # fmt: skip
+    return render(request, "waivers/notice.html", context, status=422 if problems else 200)
 
 
 @page
-@require_POST
-def send_notice(request: HttpRequest, reference: str):
-    """Email the notice to the customer's contact address."""
-    _visible(request, reference)
-    try:
-        to = notice.send(reference, request.user, clock.now())
-    except (Invalid, Denied) as refused:
-        show_refusal(request, refused)
-    else:
-        messages.success(request, f"The notice of {reference} is on its way to {to}.")
-    return redirect("customer-notice", reference=reference)
+def sent_notice(request: HttpRequest, reference: str, pk: int):
+    """A copy of a notice as it was sent, as its PDF."""
+    waiver = services.get(_visible(request, reference))
+    copy = waiver.sent_notices.filter(pk=pk).first()
+    if copy is None:
+        raise services.NotFound(reference)
+    response = HttpResponse(bytes(copy.pdf), content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="{reference}-notice-{pk}.pdf"'
+    return response
 
 
 @page
 def implementation(request: HttpRequest):
     """The implementation board: open tasks, soonest due first."""
-    rows = stats.board(request.user, clock.now().date())
-    return render(request, "waivers/implementation.html", {"rows": rows})
+    rows, shown = stats.board(request.user, clock.now().date(), request.GET.get("page", 1))
+    return render(request, "waivers/implementation.html", {"rows": rows, "page": shown})
 
 
 @page
@@ -258,19 +297,83 @@ def dashboard(request: HttpRequest):
 
 
 @page
+@require_POST
+def add_evidence(request: HttpRequest, reference: str):
+    """Add evidence to a request after filing: files (several) and/or a text, of one kind;
+    under review this starts a new round, as any change does."""
+    _visible(request, reference)
+    kind = request.POST.get("kind", "").strip()
+    text = request.POST.get("text", "").strip()
+    files = [services.Upload(kind, f.name, f, f.content_type or "")
+             for f in request.FILES.getlist("files")]  # fmt: skip
+    if not files and not text:
+        messages.error(request, "Evidence: choose a file or write the evidence in words")
+        return redirect("waiver", reference=reference)
+    changes = {"evidence": {kind: text}} if text else {}
+    try:
+        services.edit(reference, request.user, changes, uploads=files)
+    except (Invalid, Denied) as refused:
+        show_refusal(request, refused)
+    else:
+        messages.success(request, f"Evidence added to {reference}.")
+    return redirect("waiver", reference=reference)
+
+
+@page
 def attachment(request: HttpRequest, reference: str, pk: int):
-    """A file of evidence, to whoever may see its request (anyone else gets a 404): always
-    a download, never rendered in the page's origin (nosniff, a sandboxing policy)."""
+    """A file of evidence, to whoever may see its request (anyone else gets a 404): a
+    download, never rendered in the page's origin (nosniff, a sandboxing policy); with
+    `?preview=1` an image or a PDF is shown in the browser instead, still sandboxed."""
     file = access.visible_attachment(request.user, reference, pk)
     path = attachments.path_for(file.sha256)
     if not path.is_file():
         raise Http404("no such file")
     kind = file.content_type if file.content_type in attachments.ALLOWED else ""
-    response = FileResponse(path.open("rb"), as_attachment=True, filename=file.filename,
+    inline = request.GET.get("preview") == "1" and kind in attachments.PREVIEWABLE
+    response = FileResponse(path.open("rb"), as_attachment=not inline, filename=file.filename,
                             content_type=kind or "application/octet-stream")  # fmt: skip
     response["X-Content-Type-Options"] = "nosniff"
-    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    # A PDF viewer does not run in a sandboxed document; nothing else is ever inline.
+    sandbox = "" if inline and kind == "application/pdf" else "; sandbox"
+    response["Content-Security-Policy"] = f"default-src 'none'{sandbox}"
+    response["Cross-Origin-Resource-Policy"] = "same-origin"
     return response
+
+
+DONE = {"approve": "approval", "reject": "rejection", "request_changes": "request for changes"}
+
+
+def _decide(request: HttpRequest, reference: str):
+    """Record the person's decision; one with problems shows the page again with everything
+    they typed and ticked, and the problems. From the inbox, the next request waiting for
+    them opens."""
+    post, user = request.POST, request.user
+    conditions = []
+    if any(post.get(f"condition_{k}", "").strip() for k in ("text", "owner", "due")):
+        conditions.append({k: post.get(f"condition_{k}", "").strip()
+                           for k in ("text", "owner", "due", "customer_visible")})  # fmt: skip
+    decision = post.get("decision", "")
+    try:
+        services.decide(reference, user, decision, post.get("comment", ""), conditions,
+                        post.getlist("checks"))  # fmt: skip
+    except Denied as denied:  # not theirs to decide: what they typed cannot help
+        show_refusal(request, denied)
+        return redirect("waiver", reference=reference)
+    except Invalid as invalid:
+        waiver = services.get(reference)
+        context = _waiver_context(request, waiver, kept=post, problems=invalid.problems)
+        return render(request, "waivers/waiver.html", context, status=422)
+    waiver = services.get(reference)
+    waiting = lists.waiting_on_people(waiver)
+    said = f"Your {DONE.get(decision, 'decision')} of {reference} is recorded"
+    messages.success(request, f"{said}; waiting on {waiting}." if waiting else f"{said}; "
+                     f"the request is now {waiver.status.replace('_', ' ')}.")  # fmt: skip
+    if post.get("from") == "inbox":
+        following = lists.next_to_decide(user, after=reference)
+        if following:
+            return redirect(reverse("waiver", args=[following]) + "?from=inbox")
+        return redirect("inbox")
+    return redirect("waiver", reference=reference)
 
 
 def _visible(request: HttpRequest, reference: str) -> str:

@@ -3,6 +3,13 @@
 // allows only this file).
 (function () {
   "use strict";
+  // The browser's time zone, for pages of a person who has not chosen one.
+  try {
+    const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+    if (zone && !document.cookie.split("; ").includes(`tz=${zone}`)) {
+      document.cookie = `tz=${zone}; path=/; max-age=31536000; SameSite=Lax`;
+    }
+  } catch (e) { /* an old browser: the site's time zone is used */ }
   const summary = document.getElementById("error-summary");
   if (summary) summary.focus();
 

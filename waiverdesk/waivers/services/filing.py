@@ -148,6 +148,7 @@ def create_draft(
     evaluation = evaluate_waiver(waiver, policy, now, resolved.products, kinds)
     require_fit_control_owner(waiver, evaluation.route)
     store_evaluation(waiver, evaluation)
+    waiver.index_for_search(resolved.products)
     waiver.save()
     Waiver.products.through.objects.bulk_create(
         Waiver.products.through(waiver=waiver, product=p) for p in resolved.products
@@ -259,6 +260,7 @@ def _change(
     # The round this edit shapes: the new one under review, else the next submission's.
     waiver.editors = {**waiver.editors, str(by.pk): waiver.round + (not under_review)}
     waiver.status, waiver.updated_at = target, now
+    waiver.index_for_search(resolved.products)
     waiver.save()
     audit.append(
         by.username,

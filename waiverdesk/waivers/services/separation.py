@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from django.contrib.auth.models import User
+from django.db.models import CharField, Exists, F, OuterRef, Q, Value
+from django.db.models.fields.json import KT
+from django.db.models.functions import Cast, Coalesce
+from django.db.models.lookups import Exact
 
 from waiverdesk.core import lifecycle
 from waiverdesk.core.errors import Denied
 from waiverdesk.core.lifecycle import IllegalTransition
 from waiverdesk.core.policy import Policy
 from waiverdesk.directory.services import roles_of
+from waiverdesk.policies import services as policies
+from waiverdesk.policies.models import PolicyVersion
 
 from ..models import Approval, RouteStep, Waiver
 from .guards import policy_of, require_requester
@@ -60,6 +66,32 @@ def conflicted(waiver: Waiver, policy: Policy) -> dict[int, tuple[str, str]]:
         if edited_round == waiver.round:
             mark(int(pk), "edited_this_round", "you edited this request in this round")
     return people
+
+
+# How far back through renewals and amendments the query form of `conflicted` looks for a
+# requester: a chain longer than this is still refused when its step is decided.
+CHAIN_LOOKED_AT = 6
+
+
+def conflicted_query(by: User) -> Q:
+    """The waivers on which `by` is conflicted now: the rule of `conflicted` as a query, so
+    that a list counts exactly the steps `by` may decide."""
+    q = Q(requester=by) | Q(control_owner=by)
+    for depth in range(1, CHAIN_LOOKED_AT + 1):
+        q |= Q(**{"predecessor__" * depth + "requester": by})
+    marking = [
+        v.pk
+        for v in PolicyVersion.objects.all()
+        if "account_owner" in policies.compiled(v).document.separation_of_duties.conflicted
+    ]
+    q |= Q(customer__account_owner=by, policy_version__in=marking)
+    edited = Coalesce(KT(f"editors__{by.pk}"), Value(""), output_field=CharField())  # not null
+    return q | Q(Exact(edited, Cast(F("round"), CharField())))
+
+
+def decided_this_round(by: User) -> Exists:
+    """Whether `by` has decided a step of the waiver's current route (one person, one step)."""
+    return Exists(Approval.objects.filter(waiver=OuterRef("pk"), round=OuterRef("round"), user=by))
 
 
 def require_may_act(waiver: Waiver, step: RouteStep | None, by: User, policy: Policy) -> None:

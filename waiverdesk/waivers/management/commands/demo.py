@@ -130,7 +130,10 @@ class Command(ActionCommand):
             return data
 
         def at(days_ago: int) -> datetime:
-            return datetime.combine(today - timedelta(days=days_ago), time(9, 30), now.tzinfo)
+            """09:30 that many days ago, and never later than an hour before now: no demo
+            request waits a negative time."""
+            morning = datetime.combine(today - timedelta(days=days_ago), time(9, 30), now.tzinfo)
+            return min(morning, now - timedelta(days=days_ago, hours=1))
 
         def create(data, who="rita", when=0):
             return services.create(data, u[who], now=at(when)).reference

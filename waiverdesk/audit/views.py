@@ -1,0 +1,117 @@
+"""The audit trail in the browser, for auditors and admins: entries filtered by waiver,
+actor, action and date, each with its hash and the entry it chains to; the chain's
+verification on demand; the latest signed checkpoint; the export and one waiver's proof as
+downloads. Every read is itself recorded in the trail."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, time, timedelta
+
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+
+from waiverdesk.core.errors import Denied, Invalid, Problem
+from waiverdesk.waivers.services import NotFound
+from waiverdesk.web import page, sees_audit_trail
+
+from . import services
+from .models import AuditCheckpoint, AuditEntry
+
+PAGE_SIZE = 50
+FILTERS = {"waiver": "Waiver", "actor": "Actor", "action": "Action", "since": "From",
+           "until": "Until"}  # fmt: skip
+
+
+def _require_reader(user) -> None:
+    if not sees_audit_trail(user):
+        raise Denied("missing_role", "the audit trail is for auditors and admins")
+
+
+@page
+def trail(request: HttpRequest):
+    """Entries newest first, 50 a page (`before` a number for older ones)."""
+    _require_reader(request.user)
+    params = request.GET
+    problems: list[Problem] = []
+    entries = AuditEntry.objects.all()
+    for name, column in (("waiver", "object_ref"), ("actor", "actor"), ("action", "action")):
+        value = params.get(name, "").strip()[:150]
+        if value:
+            entries = entries.filter(**{column: value})
+    zone = timezone.get_current_timezone()
+    for name, lookup, shift in (("since", "at__gte", 0), ("until", "at__lt", 1)):
+        raw = params.get(name, "").strip()
+        if raw:
+            try:
+                day = date.fromisoformat(raw) + timedelta(days=shift)
+            except ValueError:
+                message = f"{FILTERS[name]}: give a date, like 2026-11-30"
+                problems.append(Problem(name, "invalid", message))
+            else:
+                entries = entries.filter(**{lookup: datetime.combine(day, time(), zone)})
+    before = params.get("before", "").strip()
+    if before:
+        if before.isdigit() and len(before) < 19:
+            entries = entries.filter(seq__lt=int(before))
+        else:
+            problems.append(Problem("before", "invalid", "Page: this page link is out of date"))
+    rows = list(entries.order_by("-seq")[: PAGE_SIZE + 1]) if not problems else []
+    more = len(rows) > PAGE_SIZE
+    rows = rows[:PAGE_SIZE]
+    verification = None
+    if params.get("verify") == "1" and not problems:
+        verification = services.verify()
+    services.record_read(request.user.username, "trail page", {
+        k: params.get(k, "") for k in (*FILTERS, "before", "verify") if params.get(k)
+    })  # fmt: skip
+    older = params.copy()
+    older.pop("verify", None)
+    if rows and more:
+        older["before"] = str(rows[-1].seq)
+    context = {
+        "rows": [(e, _payload(e.payload)) for e in rows],
+        "problems": problems,
+        "problem_at": {p.field: p.message for p in problems},
+        "params": params,
+        "older_link": f"?{older.urlencode()}" if rows and more else None,
+        "checkpoint": AuditCheckpoint.objects.exclude(signature="").order_by("-seq").first(),
+        "length": AuditEntry.objects.order_by("-seq").values_list("seq", flat=True).first() or 0,
+        "verification": verification,
+    }
+    return render(request, "audit/trail.html", context, status=422 if problems else 200)
+
+
+def _payload(text: str) -> str:
+    """The payload in one line, shortened for the table (the whole is in the export)."""
+    try:
+        shown = json.dumps(json.loads(text), ensure_ascii=False, separators=(", ", ": "))
+    except ValueError:
+        shown = text
+    return shown if len(shown) <= 300 else shown[:299] + "…"
+
+
+@page
+def export(request: HttpRequest):
+    """The whole trail as JSON lines (checkpoints first), for the standalone verifier."""
+    _require_reader(request.user)
+    services.record_read(request.user.username, "export", {})
+
+    response = StreamingHttpResponse(services.export_lines(), content_type="application/x-ndjson")
+    response["Content-Disposition"] = 'attachment; filename="audit-trail.jsonl"'
+    return response
+
+
+@page
+def proof(request: HttpRequest, reference: str):
+    """One waiver's entries with their inclusion proofs in the latest signed checkpoint."""
+    _require_reader(request.user)
+    try:
+        proved = services.prove(reference)
+    except Invalid:
+        raise NotFound(reference) from None
+    services.record_read(request.user.username, "proof", {"reference": reference})
+    response = HttpResponse(json.dumps(proved, indent=1), content_type="application/json")
+    response["Content-Disposition"] = f'attachment; filename="{reference}-proof.json"'
+    return response

@@ -1,0 +1,228 @@
+"""Each role's day in headless chromium against `waiverdesk serve` with the demo, every page
+it visits checked with axe-core (no violation of serious or critical impact)."""
+
+import contextlib
+import io
+import json
+import re
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+from openpyxl import load_workbook
+from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import Page, expect
+
+from waiverdesk.waivers.tests.test_browser import PASSWORD, browser, field  # noqa: F401
+
+AXE = Path(__file__).resolve().parents[3] / "node_modules" / "axe-core" / "axe.min.js"
+REF = re.compile(r"WVR-\d{4}-\d{5}")
+
+
+def violations(page: Page) -> list[str]:
+    """The serious and critical axe-core violations of the page as it is now."""
+    page.add_script_tag(path=str(AXE))
+    return page.evaluate("""async () => {
+        const result = await axe.run(document, {resultTypes: ["violations"]});
+        return result.violations.filter(v => ["serious", "critical"].includes(v.impact))
+            .map(v => `${v.id} (${v.impact}): ${v.help} at ${v.nodes.map(n => n.target)}`);
+    }""")
+
+
+@pytest.fixture
+def served(served_for_module):
+    """One served demo for this module's journeys: each files its own requests."""
+    return served_for_module
+
+
+@pytest.fixture
+def person(browser, served):  # noqa: F811
+    """Open a page signed in as a demo person; each page it goes to is checked by axe."""
+    _app, base = served
+    contexts, found = [], []
+
+    def check(page: Page) -> None:
+        if "/sign-in/" in page.url:
+            return
+        with contextlib.suppress(PlaywrightError):  # the page moved on: the next is checked
+            found.extend(f"{page.url}: {v}" for v in violations(page))
+
+    def sign_in(name: str) -> Page:
+        # axe is injected as a script, which the site's own policy rightly refuses.
+        context = browser.new_context(base_url=base, bypass_csp=True, accept_downloads=True)
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        page.on("dialog", lambda dialog: dialog.accept())  # the confirmations
+        page.on("load", check)
+        page.goto("/sign-in/")
+        found.extend(violations(page))
+        page.get_by_label("User name").fill(name)
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+        return page
+
+    yield sign_in
+    for context in contexts:
+        for page in context.pages:
+            check(page)
+        context.close()
+    assert not found, "\n".join(dict.fromkeys(found))
+
+
+def filed(app, who: str, customer: str, days: int = 20, **extra) -> str:
+    """A temporary-access request filed from the command line; its reference."""
+    start = date.today() + timedelta(days=days)
+    body = {
+        "type": "temporary_access", "customer": customer, "products": ["AN-EDGE"],
+        "license_type": "subscription", "region": "AMER", "start": start.isoformat(),
+        "end": (start + timedelta(days=30)).isoformat(), "scope": {"seats": 10},
+        "financials": {"currency": "EUR", "list_value": 5000, "concession": 500},
+        "justification": {"benefit": "Keeps the team working", "alternatives": "none",
+                          "customer_impact": "no outage", "why_not_standard": "renewal late"},
+        "outcomes": [{"metric": "team working", "target": 10}], "control_owner": "olga",
+        "submit": True, **extra,
+    }  # fmt: skip
+    path = Path(app.env["WAIVERDESK_DATA_DIR"]) / f"{customer}-{days}.json"
+    path.write_text(json.dumps(body))
+    return REF.search(app.waiverdesk("waiver", "create", str(path), "--as", who))[0]
+
+
+def test_rita_files_with_two_files_corrects_a_mistake_and_keeps_them(person, tmp_path):
+    rita = person("rita")
+    start = date.today() + timedelta(days=14)
+    rita.goto("/requests/new/seat_overage/")
+    field(rita, "Customer").select_option("HOOLI-011")
+    field(rita, "Analytics Edge (AN-EDGE, Analytics)").check()
+    field(rita, "License type").select_option("subscription")
+    field(rita, "Region").select_option("AMER")
+    field(rita, "Start").fill(start.isoformat())
+    field(rita, "End").fill((start - timedelta(days=3)).isoformat())  # the mistake
+    field(rita, "Seats").fill("25")
+    for label in ("Business benefit", "Alternatives considered", "Customer impact",
+                  "Why the standard terms do not work"):  # fmt: skip
+        field(rita, label).fill(f"{label}: as the customer told us")
+    field(rita, "Measurable outcome (KPI)").fill("seats in use")
+    field(rita, "Target").fill("25")
+    field(rita, "Control owner").select_option("olga")
+    forecast, history = tmp_path / "forecast.csv", tmp_path / "history.csv"
+    forecast.write_text("month,seats\n1,120\n2,125\n")
+    history.write_text("month,seats\n-1,100\n")
+    rita.locator("#f-evidence-usage-forecast").set_input_files([forecast, history])
+    rita.get_by_role("button", name="Submit for approval").click()
+
+    summary = rita.locator("#error-summary")
+    expect(summary).to_contain_text("End:")  # the label, linked to its field
+    expect(summary).to_contain_text("the files you chose are kept")
+    kept = rita.get_by_role("list", name=re.compile("Files already chosen"))
+    expect(kept).to_contain_text("forecast.csv")
+    expect(kept).to_contain_text("history.csv")
+
+    field(rita, "End").fill((start + timedelta(days=30)).isoformat())
+    rita.get_by_role("button", name="Submit for approval").click()
+    expect(rita.locator(".messages")).to_contain_text("submitted for approval")
+    files = rita.locator("#evidence-files")
+    expect(files).to_contain_text("forecast.csv")
+    expect(files).to_contain_text("history.csv")
+
+
+def test_mona_opens_the_evidence_decides_and_lands_on_the_next(person, served, tmp_path):
+    app, _base = served
+    first = filed(app, "rita", "STARK-005", days=21)
+    second = filed(app, "rita", "WAYNE-006", days=22)
+    evidence = tmp_path / "forecast.csv"
+    evidence.write_text("month,seats\n1,10\n")
+    app.waiverdesk("waiver", "attach", first, str(evidence), "--kind", "usage_forecast",
+                   "--as", "rita")  # fmt: skip
+    mona = person("mona")
+    mona.goto("/inbox/")
+    expect(mona.locator("#inbox")).to_contain_text(first)
+    mona.locator("#inbox").get_by_role("link", name=first).click()
+    form = mona.locator("#decision-form")
+    expect(form).to_be_visible()
+    with mona.expect_download() as download:
+        mona.locator("#evidence-files").get_by_role("link", name="forecast.csv").click()
+    assert Path(download.value.path()).read_text() == "month,seats\n1,10\n"
+    form.get_by_label("Comment").fill("Renewal is in legal review; fine for a month")
+    form.get_by_role("button", name="Approve").click()
+    expect(mona.locator(".messages")).to_contain_text(f"Your approval of {first} is recorded")
+    expect(mona.locator("h1")).not_to_contain_text(first)  # the next request opened
+    assert "from=inbox" in mona.url
+    mona.goto("/inbox/")
+    expect(mona.locator("#inbox")).not_to_contain_text(first)
+    expect(mona.locator("#inbox")).to_contain_text(second)
+
+
+def test_bulk_approval_of_five_with_one_refused_for_a_conflict(person, served):
+    app, _base = served
+    refs = [filed(app, "sam", c, days=30 + i) for i, c in enumerate(
+        ["STARK-005", "WAYNE-006", "WONKA-007", "TYRELL-008", "INITECH-003"])]  # fmt: skip
+    mona = person("mona")
+    mona.goto("/inbox/?sort=-waited")
+    for ref in refs:
+        mona.get_by_label(f"Select {ref}").check()
+    # Between the page and the click, mona becomes the account owner of Initech.
+    app.waiverdesk("customer", "update", "INITECH-003", "--account-owner", "mona")
+    mona.locator("#bulk-comment").fill("Renewals in flight")
+    mona.get_by_role("button", name="Approve selected").click()
+    messages = mona.locator(".messages")
+    approved = messages.locator("li.success")
+    for ref in refs[:4]:
+        expect(approved).to_contain_text(ref)
+    expect(messages).to_contain_text(f"{refs[4]} not approved: you own this customer's account")
+    shown = json.loads(app.waiverdesk("waiver", "show", refs[4]))
+    assert shown["status"] == "submitted"
+
+
+def test_audrey_finds_filters_exports_and_opens_the_trail(person):
+    audrey = person("audrey")
+    expect(audrey.locator("h1")).to_have_text("All requests")  # her home
+    audrey.get_by_role("searchbox", name="Search").fill("wonka")
+    audrey.get_by_role("button", name="Search").click()
+    rows = audrey.locator("#requests tbody tr")
+    expect(rows.first).to_contain_text("Wonka Foods")
+    count = rows.count()
+    if audrey.locator("details.more-filters[open]").count() == 0:
+        audrey.locator("summary", has_text="Filters").click()
+    audrey.get_by_label("Draft", exact=True).check()
+    audrey.get_by_role("button", name="Search").click()
+    assert rows.count() <= count
+    for row in rows.all():
+        expect(row).to_contain_text("Draft")
+    with audrey.expect_download() as download:
+        audrey.get_by_role("link", name="Excel").click()
+    sheet = load_workbook(io.BytesIO(Path(download.value.path()).read_bytes())).active
+    exported = [r for r in sheet.iter_rows(values_only=True)][1:]
+    assert len(exported) == rows.count()
+    assert all(r[2] == "Wonka Foods" and r[6] == "draft" for r in exported)
+    audrey.get_by_role("link", name="Audit trail").click()
+    expect(audrey.locator("#trail tbody tr").first).to_be_visible()
+    audrey.get_by_role("link", name="Verify the whole chain now").click()
+    expect(audrey.locator("#verification")).to_contain_text("Verified just now")
+
+
+def test_the_customer_notice_preview_keeps_internal_conditions_inside(person, served):
+    app, _base = served
+    ref = filed(app, "rita", "PIEDPIPER-012", days=25)
+    due = (date.today() + timedelta(days=40)).isoformat()
+    app.waiverdesk("waiver", "approve", ref, "--as", "mona",
+                   "--condition", f"Check the margin with finance;olga;{due}",
+                   "--condition", f"Report seat use monthly;olga;{due};customer")  # fmt: skip
+    app.waiverdesk("customer", "update", "PIEDPIPER-012", "--contact-email", "it@piedpiper.test")
+    rita = person("rita")
+    rita.goto(f"/requests/{ref}/notice/")
+    preview = rita.locator("#notice-preview")
+    expect(preview).to_contain_text("Report seat use monthly")
+    expect(preview).not_to_contain_text("margin")
+    expect(preview).not_to_contain_text("mona")
+    rita.get_by_label(re.compile("Cover note")).fill("Dear Richard, as agreed on the phone.")
+    rita.get_by_role("button", name="Preview").click()
+    expect(preview).to_contain_text("Dear Richard, as agreed on the phone.")
+    rita.get_by_label(re.compile("Copy to")).fill("not-an-address")
+    rita.get_by_role("button", name=re.compile("Send to")).click()
+    expect(rita.locator("#error-summary")).to_contain_text("Copy to: not-an-address")
+    rita.get_by_label(re.compile("Copy to")).fill("legal@piedpiper.test")
+    rita.get_by_role("button", name=re.compile("Send to")).click()
+    expect(rita.locator(".messages")).to_contain_text("legal@piedpiper.test")
+    expect(rita.locator("#h-sent")).to_be_visible()
