@@ -7,6 +7,7 @@ adam is an admin, and charlie has no role at all.
 """
 
 import contextlib
+import itertools
 import os
 import socket
 import subprocess
@@ -83,12 +84,15 @@ class Served:
         return done.stdout.strip()
 
 
+_SERVED = itertools.count()
+
+
 @contextlib.contextmanager
 def serve_demo(tmp_path: Path):
     """The app served for real (the demo loaded) on a scratch SQLite file or PostgreSQL
     database; yields (Served, base URL)."""
     url = os.environ.get("DATABASE_URL", "")
-    scratch = f"waiverdesk_served_{os.getpid()}"
+    scratch = f"waiverdesk_served_{os.getpid()}_{next(_SERVED)}"  # one at a time each
     postgres = settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
     if postgres:
         with psycopg.connect(url, autocommit=True) as conn:
@@ -119,9 +123,9 @@ def served(tmp_path):
         yield found
 
 
-@pytest.fixture(scope="module")
-def served_for_module(tmp_path_factory):
-    """The demo served for every test of a module, which each make their own requests."""
+@pytest.fixture(scope="session")
+def served_shared(tmp_path_factory):
+    """One demo served for the browser tests, which each make their own requests."""
     with serve_demo(tmp_path_factory.mktemp("served")) as found:
         yield found
 

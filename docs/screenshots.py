@@ -69,10 +69,10 @@ def main() -> None:
         )
 
         mona = page_for("mona")
-        mona.set_viewport_size({"width": 1280, "height": 360})
+        mona.set_viewport_size({"width": 1280, "height": 520})
         mona.goto("/inbox/")
         mona.screenshot(path=OUT / "inbox.png")
-        reference = mona.locator("#inbox a").first.inner_text()
+        reference = mona.locator("#inbox tbody a").first.inner_text()
         mona.goto(f"/requests/{reference}/")
         mona.screenshot(path=OUT / "waiver.png", full_page=True)
 
@@ -82,6 +82,11 @@ def main() -> None:
         olga.screenshot(path=OUT / "review.png")
 
         audrey = page_for("audrey")
+        audrey.set_viewport_size({"width": 1280, "height": 720})
+        audrey.goto("/requests/all/?q=acme")
+        audrey.screenshot(path=OUT / "requests.png")
+        audrey.goto("/audit/")
+        audrey.screenshot(path=OUT / "trail.png")
         audrey.goto("/metrics/")
         audrey.screenshot(path=OUT / "metrics.png", full_page=False)
         browser.close()

@@ -4,6 +4,7 @@ name over again; user names as people read them (NFKC), none a look-alike of ano
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 from datetime import timedelta
 
@@ -29,12 +30,15 @@ def normal(username: str) -> str:
 def skeleton(username: str) -> str:
     """What a name looks like: each character as the first of the characters it can be
     mistaken for (Unicode TR39 confusables), case ignored."""
-    shown = []
-    for char in normal(username).casefold():
-        found = confusables.is_confusable(char, greedy=True) or []
-        alike = [h["c"] for f in found for h in f["homoglyphs"] if len(h["c"]) == 1]
-        shown.append(min([char, *alike]))
-    return "".join(shown)
+    return "".join(_looks_like(char) for char in normal(username).casefold())
+
+
+@functools.lru_cache(maxsize=8192)
+def _looks_like(char: str) -> str:
+    """The first of the characters `char` can be mistaken for (itself included); the table
+    is fixed, so each character is looked up once."""
+    found = confusables.is_confusable(char, greedy=True) or []
+    return min([char, *(h["c"] for f in found for h in f["homoglyphs"] if len(h["c"]) == 1)])
 
 
 class NotTheUsernameRepeated:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 from django.conf import settings
@@ -58,7 +59,9 @@ def publish(document: str, by=None, note: str = "") -> PolicyVersion:
     """Validate `document` and propose it; a second policy admin's approval makes it the
     active version. In a sandbox, and for the first version of an empty workspace, it takes
     effect at once. Earlier versions stay as they were."""
-    policy = load_policy(document)  # raises PolicyError naming every problem
+    known = _compiled.get(hashlib.sha256(document.encode()).hexdigest())
+    policy = known or load_policy(document)  # raises PolicyError naming every problem
+    _compiled.setdefault(policy.digest, policy)
     if by is not None:
         _require_policy_owner(by, "publish the policy")
     now = clock.now()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 from django.contrib.auth.models import User
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
 from waiverdesk.core.lifecycle import UNDER_REVIEW
 from waiverdesk.directory.services import roles_of
@@ -61,13 +61,24 @@ def pending_for(user: User) -> QuerySet[Waiver]:
 def decidable_by(user: User) -> QuerySet[Waiver]:
     """The inbox that counts: waivers whose pending step `user` may decide now (holding its
     role, not conflicted, not already on its route)."""
-    return pending_for(user).exclude(conflicted_query(user)).exclude(decided_this_round(user))
+    pending = pending_for(user)
+    return pending.exclude(conflicted_query(user, pending)).exclude(decided_this_round(user))
+
+
+def inbox_counts(user: User) -> tuple[int, int]:
+    """(The steps `user` may decide, those waiting on their role that they may not), counted
+    in one pass."""
+    pending = pending_for(user)
+    may = ~Q(conflicted_query(user, pending)) & ~Q(decided_this_round(user))
+    found = pending.aggregate(waiting=Count("pk"), decidable=Count("pk", filter=may))
+    return found["decidable"], found["waiting"] - found["decidable"]
 
 
 def held_back_from(user: User) -> QuerySet[Waiver]:
     """Waivers waiting on a role `user` holds that `user` may not decide (conflicted, or
     already on the route): listed apart, never counted."""
-    return pending_for(user).filter(Q(conflicted_query(user)) | Q(decided_this_round(user)))
+    pending = pending_for(user)
+    return pending.filter(Q(conflicted_query(user, pending)) | Q(decided_this_round(user)))
 
 
 def search(

@@ -268,10 +268,11 @@ class Page:
     previous: str | None  # the `before` of the previous page
 
 
-def page(waivers: QuerySet, query: Query) -> Page:
-    """One page of 50 of what `query` finds among `waivers`, with the links on either side."""
+def page(waivers: QuerySet, query: Query, count: int | None = None) -> Page:
+    """One page of 50 of what `query` finds among `waivers`, with the links on either side
+    (`count`: how many it finds, when the caller knows)."""
     found = filtered(waivers, query)
-    count = found.count()
+    count = found.count() if count is None else count
     cursor, backwards = (query.before, True) if query.before else (query.after, False)
     rows_query = ordered(found, query, backwards)
     if cursor is not None:

@@ -94,37 +94,28 @@ def _frame(request: HttpRequest, query: listing.Query, found: listing.Page | Non
 
     columns = {}
     for key, (heading, _expression, _kind) in listing.SORTS.items():
-        ascending_first = key not in ("created", "submitted", "amount", "risk")
-        if key == query.sort:
-            target = query.sort if query.descending else "-" + query.sort
+        newest_first = key in ("created", "submitted", "amount", "risk")  # a first click
+        if key == query.sort:  # a click turns it round
+            target, sorted_ = ("" if query.descending else "-") + key, (
+                "descending" if query.descending else "ascending")  # fmt: skip
         else:
-            target = key if ascending_first else "-" + key
-        columns[key] = {
-            "heading": heading,
-            "href": link(sort=target),
-            "sorted": "descending"
-            if key == query.sort and query.descending
-            else "ascending"
-            if key == query.sort
-            else "none",  # fmt: skip
-        }
-    saved = SavedFilter.objects.filter(user=request.user, path=request.path)
-    problems = {p.field: p.message for p in query.problems}
-    type_labels = dict(listing.choices()["type"])
+            target, sorted_ = ("-" if newest_first else "") + key, "none"
+        columns[key] = {"heading": heading, "href": link(sort=target), "sorted": sorted_}
+    choices = listing.choices()
     return {
         "query": query,
         "params": params,
-        "choices": listing.choices(),
+        "choices": choices,
         "problems": query.problems,
-        "problem_at": problems,
+        "problem_at": {p.field: p.message for p in query.problems},
         "columns": columns,
-        "type_labels": type_labels,
+        "type_labels": dict(choices["type"]),
         "found": found,
         "next_link": link(after=found.next) if found and found.next else None,
         "previous_link": link(before=found.previous) if found and found.previous else None,
         "first_link": link(),
         "sort": current,
-        "saved": saved,
+        "saved": SavedFilter.objects.filter(user=request.user, path=request.path),
         "query_string": params.urlencode(),
         "csv_link": link(export="csv"),
         "xlsx_link": link(export="xlsx"),
@@ -193,16 +184,19 @@ def inbox(request: HttpRequest):
     decide, with why."""
     user, now = request.user, clock.now()
     query = listing.read(request.GET, default_sort="waited")
-    decidable = access.decidable_by(user)
-    found = listing.page(decidable, query) if not query.problems else None
-    if found and not query.filtered:
-        user._decidable_count = found.count  # what the header's badge shows
-    held_back = access.held_back_from(user).select_related("customer")
+    decidable_count, held_back_count = access.inbox_counts(user)
+    user._decidable_count = decidable_count  # what the header's badge shows
+    known = None if query.filtered else decidable_count
+    found = listing.page(access.decidable_by(user), query, known) if not query.problems else None
+    held_back = []
+    if held_back_count > 0:
+        oldest = access.held_back_from(user).select_related("customer").order_by("created_at")
+        held_back = [(w, services.may_act(w, user)) for w in oldest[: listing.PAGE_SIZE]]
     context = {
         **_frame(request, query, found),
         "rows": _steps(found.rows, user, now) if found else [],
-        "held_back": [(w, services.may_act(w, user)) for w in held_back[: listing.PAGE_SIZE]],
-        "held_back_count": held_back.count(),
+        "held_back": held_back,
+        "held_back_count": held_back_count,
     }
     return render(request, "waivers/inbox.html", context, status=422 if query.problems else 200)
 
@@ -230,6 +224,7 @@ def next_to_decide(user, after: str) -> str | None:
 
 
 BULK_DECISIONS = {"approve": "approved", "reject": "rejected"}
+BULK_MOST = 200
 
 
 @page
@@ -238,7 +233,10 @@ def decide_many(request: HttpRequest):
     """The same decision on each selected request, each checked on its own (separation of
     duties included), each its own transaction and audit entry; the outcome of each shown."""
     decision = request.POST.get("decision", "")
-    references = list(dict.fromkeys(r for r in request.POST.getlist("selected") if r))[:200]
+    references = list(dict.fromkeys(r for r in request.POST.getlist("selected") if r))
+    if len(references) > BULK_MOST:
+        messages.error(request, f"Select at most {BULK_MOST} requests at once; none was decided")
+        return redirect("inbox")
     if decision not in BULK_DECISIONS:
         messages.error(request, "Decision: choose approve or reject")
         return redirect("inbox")

@@ -3,7 +3,7 @@ corrected form sends them again, so that a mistake never costs the files already
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.contrib.auth.models import User
 from django.db import transaction
@@ -63,3 +63,16 @@ def close(uploads: list[Upload]) -> None:
     for upload in uploads:
         if hasattr(upload.content, "close"):
             upload.content.close()
+
+
+KEPT_FOR = timedelta(days=1)
+
+
+def forget_stale(now: datetime, dry_run: bool = False) -> list[tuple[str, str]]:
+    """The worker's job: files kept from a refused form for a day and not sent again are
+    forgotten (each file stays while an attachment uses it)."""
+    stale = list(PendingUpload.objects.filter(created_at__lt=now - KEPT_FOR))
+    if stale and not dry_run:
+        release(stale)
+    said = "would forget" if dry_run else "forgot"
+    return [("pending uploads", f"{said} {len(stale)}")] if stale else []

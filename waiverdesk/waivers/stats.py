@@ -21,15 +21,9 @@ from .models import RouteStep, Task, Waiver
 def with_waiting_on(waivers) -> list[tuple[Waiver, RouteStep | None]]:
     """Each waiver with the step its current round waits on (None when none is pending)."""
     waivers = list(waivers)
-    pending = {
-        s.waiver_id: s
-        for s in RouteStep.objects.filter(
-            waiver__in=waivers,
-            waiver__status__in=UNDER_REVIEW,
-            status=RouteStep.State.PENDING,
-            round=F("waiver__round"),
-        )
-    }
+    rounds = {w.pk: w.round for w in waivers if w.status in UNDER_REVIEW}
+    steps = RouteStep.objects.filter(waiver_id__in=rounds, status=RouteStep.State.PENDING)
+    pending = {s.waiver_id: s for s in steps if s.round == rounds[s.waiver_id]}
     return [(w, pending.get(w.pk)) for w in waivers]
 
 
@@ -69,7 +63,10 @@ def usage_bars(usage: dict[str, Any] | None) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-def dashboard(now: datetime) -> dict[str, Any]:
+FLAGS_SHOWN = 50
+
+
+def dashboard(now: datetime, type_labels: dict[str, str] | None = None) -> dict[str, Any]:
     """Requests by status and type, pending steps by tier with their age, time to decision."""
     by_status = dict(Waiver.objects.values_list("status").annotate(n=Count("id")))
     by_type = dict(Waiver.objects.values_list("type").annotate(n=Count("id")))
@@ -97,12 +94,19 @@ def dashboard(now: datetime) -> dict[str, Any]:
     return {
         "total": sum(by_status.values()),
         "charts": [
-            ("Requests by status", bars(by_status)),
-            ("Requests by type", bars(by_type)),
+            (
+                "Requests by status",
+                bars({k.replace("_", " ").capitalize(): v for k, v in by_status.items()}),
+            ),
+            (
+                "Requests by type",
+                bars({(type_labels or {}).get(k, k): v for k, v in by_type.items()}),
+            ),
             ("Steps pending by tier", bars({t["tier"]: t["count"] for t in tiers})),
         ],
         "pending_tiers": sorted(tiers, key=lambda t: -t["oldest_hours"]),
-        "flags": list(utilization.flagged()[:50]),
+        "flags": list(utilization.flagged()[:FLAGS_SHOWN]),
+        "flag_count": utilization.flagged().count(),
         "decided": len(hours),
         "median_hours": round(statistics.median(hours), 1) if hours else None,
     }

@@ -293,7 +293,9 @@ def dashboard(request: HttpRequest):
     """Requests by status and type, pending steps by tier, time to decision."""
     if not sees_dashboard(request.user):
         raise Denied("missing_role", "the dashboard is for approvers, control owners and oversight")
-    return render(request, "waivers/dashboard.html", stats.dashboard(clock.now()))
+    policy = policies.compiled(policies.active_version())
+    labels = {name: kind.label or name for name, kind in policy.document.types.items()}
+    return render(request, "waivers/dashboard.html", stats.dashboard(clock.now(), labels))
 
 
 @page

@@ -14,7 +14,7 @@ from waiverdesk.governance import patterns, reviews
 from waiverdesk.insight import report
 from waiverdesk.notifications import services as notify
 from waiverdesk.usage import utilization
-from waiverdesk.waivers import services, sunset
+from waiverdesk.waivers import pending, services, sunset
 
 # Each job takes (now, dry_run) and says what it did (or would do) as (reference, what).
 JOBS = (
@@ -27,6 +27,7 @@ JOBS = (
     patterns.send_digest,
     report.send_scheduled,
     idempotency.forget_expired,
+    pending.forget_stale,
 )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.contrib.auth.models import User
-from django.db.models import CharField, Exists, F, OuterRef, Q, Value
+from django.db.models import CharField, Exists, F, OuterRef, Q, QuerySet, Value
 from django.db.models.fields.json import KT
 from django.db.models.functions import Cast, Coalesce
 from django.db.models.lookups import Exact
@@ -68,17 +68,16 @@ def conflicted(waiver: Waiver, policy: Policy) -> dict[int, tuple[str, str]]:
     return people
 
 
-# How far back through renewals and amendments the query form of `conflicted` looks for a
-# requester: a chain longer than this is still refused when its step is decided.
-CHAIN_LOOKED_AT = 6
-
-
-def conflicted_query(by: User) -> Q:
-    """The waivers on which `by` is conflicted now: the rule of `conflicted` as a query, so
-    that a list counts exactly the steps `by` may decide."""
-    q = Q(requester=by) | Q(control_owner=by)
-    for depth in range(1, CHAIN_LOOKED_AT + 1):
-        q |= Q(**{"predecessor__" * depth + "requester": by})
+def conflicted_query(by: User, candidates: QuerySet[Waiver]) -> Q:
+    """Which of `candidates` `by` is conflicted on now: the rule of `conflicted` as a query,
+    so that a list counts exactly the steps `by` may decide. The requesters of what a
+    waiver continues are followed back in a few queries over the candidates that continue
+    something (renewals and amendments, usually few), however long their chains."""
+    q = (
+        Q(requester=by)
+        | Q(control_owner=by)
+        | Q(pk__in=_continuing_what_by_requested(by, candidates))
+    )
     marking = [
         v.pk
         for v in PolicyVersion.objects.all()
@@ -87,6 +86,28 @@ def conflicted_query(by: User) -> Q:
     q |= Q(customer__account_owner=by, policy_version__in=marking)
     edited = Coalesce(KT(f"editors__{by.pk}"), Value(""), output_field=CharField())  # not null
     return q | Q(Exact(edited, Cast(F("round"), CharField())))
+
+
+def _continuing_what_by_requested(by: User, candidates: QuerySet[Waiver]) -> list[int]:
+    """The ids of `candidates` that continue (at any distance) an exception `by` requested."""
+    pending = dict(candidates.filter(predecessor__isnull=False).values_list("pk", "predecessor"))
+    known: dict[int, tuple[int, int | None]] = {}  # waiver -> (requester, predecessor)
+    visited = {candidate: {candidate} for candidate in pending}  # against a loop in the data
+    found = []
+    while pending:  # {candidate: the waiver its chain has reached}
+        rows = Waiver.objects.filter(pk__in=set(pending.values()) - known.keys())
+        known |= {pk: (requester, before) for pk, requester, before in
+                  rows.values_list("pk", "requester", "predecessor")}  # fmt: skip
+        following = {}
+        for candidate, reached in pending.items():
+            requester, before = known.get(reached, (None, None))
+            visited[candidate].add(reached)
+            if requester == by.pk:
+                found.append(candidate)
+            elif before is not None and before not in visited[candidate]:
+                following[candidate] = before
+        pending = following
+    return found
 
 
 def decided_this_round(by: User) -> Exists:

@@ -25,9 +25,9 @@ def browser():
 
 
 @pytest.fixture
-def served(served_for_module):
-    """One served demo for this module: each test makes its own requests."""
-    return served_for_module
+def served(served_shared):
+    """The demo served for the browser tests: each makes its own requests."""
+    return served_shared
 
 
 @pytest.fixture

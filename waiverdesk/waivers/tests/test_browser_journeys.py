@@ -7,6 +7,7 @@ import json
 import re
 from datetime import date, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from openpyxl import load_workbook
@@ -17,6 +18,7 @@ from waiverdesk.waivers.tests.test_browser import PASSWORD, browser, field  # no
 
 AXE = Path(__file__).resolve().parents[3] / "node_modules" / "axe-core" / "axe.min.js"
 REF = re.compile(r"WVR-\d{4}-\d{5}")
+CHECKED: set[tuple[str, str, bool]] = set()  # (person, kind of page, problems) axe checked
 
 
 def violations(page: Page) -> list[str]:
@@ -30,9 +32,9 @@ def violations(page: Page) -> list[str]:
 
 
 @pytest.fixture
-def served(served_for_module):
-    """One served demo for this module's journeys: each files its own requests."""
-    return served_for_module
+def served(served_shared):
+    """The demo served for the browser tests: each makes its own requests."""
+    return served_shared
 
 
 @pytest.fixture
@@ -41,11 +43,17 @@ def person(browser, served):  # noqa: F811
     _app, base = served
     contexts, found = [], []
 
-    def check(page: Page) -> None:
+    def check(page: Page, name: str) -> None:
+        # Each kind of page once for each person (a request's page is one kind; a page
+        # showing problems is another).
         if "/sign-in/" in page.url:
             return
         with contextlib.suppress(PlaywrightError):  # the page moved on: the next is checked
-            found.extend(f"{page.url}: {v}" for v in violations(page))
+            problems = page.locator("#error-summary").count() > 0
+            seen = (name, REF.sub("REF", urlsplit(page.url).path), problems)
+            if seen not in CHECKED:
+                found.extend(f"{page.url}: {v}" for v in violations(page))
+                CHECKED.add(seen)
 
     def sign_in(name: str) -> Page:
         # axe is injected as a script, which the site's own policy rightly refuses.
@@ -54,7 +62,7 @@ def person(browser, served):  # noqa: F811
         page = context.new_page()
         page.set_default_timeout(15_000)
         page.on("dialog", lambda dialog: dialog.accept())  # the confirmations
-        page.on("load", check)
+        page.on("load", lambda loaded: check(loaded, name))
         page.goto("/sign-in/")
         found.extend(violations(page))
         page.get_by_label("User name").fill(name)
@@ -66,7 +74,7 @@ def person(browser, served):  # noqa: F811
     yield sign_in
     for context in contexts:
         for page in context.pages:
-            check(page)
+            check(page, "")
         context.close()
     assert not found, "\n".join(dict.fromkeys(found))
 

@@ -44,6 +44,20 @@ def test_a_refused_form_keeps_the_files_chosen_and_the_corrected_one_sends_them(
     assert not PendingUpload.objects.exists()
 
 
+def test_files_kept_from_a_refused_form_are_forgotten_after_a_day(world, settings):
+    from datetime import timedelta
+
+    from waiverdesk.waivers import attachments, pending
+
+    kept = pending.hold(world["rita"], [services.Upload("other", "a.txt", b"left behind\n",
+                                                        "text/plain")], now=NOW)  # fmt: skip
+    path = attachments.path_for(kept[0].sha256)
+    assert path.is_file()
+    assert pending.forget_stale(NOW + timedelta(hours=23)) == []
+    assert pending.forget_stale(NOW + timedelta(days=2)) == [("pending uploads", "forgot 1")]
+    assert not PendingUpload.objects.exists() and not path.exists()
+
+
 def test_nobody_sends_the_files_another_person_chose(world):
     rita, sam = client_for("rita"), client_for("sam")
     form = big_discount_form(submit="1", start="2001-01-01")

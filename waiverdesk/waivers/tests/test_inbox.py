@@ -15,6 +15,7 @@ from waiverdesk.directory.models import Profile
 from waiverdesk.notifications.models import Message
 from waiverdesk.testing import NOW, big_discount_body, client_for, request_body
 from waiverdesk.waivers import access, services
+from waiverdesk.waivers.models import Waiver
 
 REF = re.compile(r"WVR-\d{4}-\d{5}")
 
@@ -44,8 +45,14 @@ def test_a_conflicted_account_owner_sees_the_request_apart_and_it_is_not_counted
 
 def test_the_inbox_query_agrees_with_the_rule_for_every_person(world):
     directory.add_customer("MONA-CO", "Mona's cousin", "EMEA", account_owner="mona")
-    renewed = services.create(request_body(submit=True), world["mark"], now=NOW)
-    services.decide(renewed.reference, world["mona"], "approve", now=NOW)
+    # A chain of three: mark's exception, continued by one of rita's, continued by another of
+    # rita's (as after a hand-over): mark may decide on neither, however far back.
+    chain = [services.create(request_body(submit=True), world[who], now=NOW)
+             for who in ("mark", "rita", "rita")]  # fmt: skip
+    for earlier, later in zip(chain, chain[1:], strict=False):
+        Waiver.objects.filter(pk=later.pk).update(predecessor=earlier, kind="renewal")
+    held = {w.reference for w in access.held_back_from(world["mark"])}
+    assert {chain[1].reference, chain[2].reference} <= held
     for i, (customer, by) in enumerate([("GLOBEX-002", "rita"), ("MONA-CO", "rita"),
                                         ("ACME-001", "sam"), ("GLOBEX-002", "mark")]):  # fmt: skip
         body = big_discount_body(customer=customer, submit=True) if i % 2 else request_body(

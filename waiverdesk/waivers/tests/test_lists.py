@@ -26,11 +26,11 @@ def listed(response) -> list[str]:
 
 @pytest.fixture
 def many(world):
-    """110 drafts of rita's, on two customers and four products, with different periods
+    """60 drafts of rita's, on two customers and four products, with different periods
     and amounts; and one of sam's."""
     directory.add_customer("INITECH-003", "Initech Holdings", "EMEA")
     codes = ["AN-EDGE", "COL-SUITE", "DB-ENT", "SEC-GW"]
-    for i in range(110):
+    for i in range(60):
         start = date(2027, 1, 1) + timedelta(days=i % 37)
         body = request_body(
             customer=["GLOBEX-002", "INITECH-003"][i % 2],
@@ -63,7 +63,7 @@ def test_every_column_sorts_both_ways_and_the_pages_neither_skip_nor_repeat(many
     for key in listing.SORTS:
         for direction in ("", "-"):
             rows = walk(mine, f"sort={direction}{key}")
-            assert len(rows) == 110 and len({w.pk for w in rows}) == 110, key
+            assert len(rows) == 60 and len({w.pk for w in rows}) == 60, key
             keys = [(w.sort_key, w.pk) for w in rows]
             assert keys == sorted(keys, reverse=direction == "-"), key
 
@@ -74,28 +74,28 @@ def test_a_previous_page_is_the_page_before(many):
     second = listing.page(mine, listing.read(QueryDict(f"sort=customer&after={first.next}")))
     back = listing.page(mine, listing.read(QueryDict(f"sort=customer&before={second.previous}")))
     assert [w.pk for w in back.rows] == [w.pk for w in first.rows]
-    assert second.count == first.count == 110 and len(second.rows) == 50
+    assert second.count == first.count == 60 and len(second.rows) == 10
 
 
 def test_my_requests_has_no_silent_cap_and_its_links_page_through_all(many):
     rita = client_for("rita")
     page = rita.get("/requests/")
-    assert "110 requests" in page.content.decode()
+    assert "60 requests" in page.content.decode()
     seen = listed(page)
     while (found := re.search(r'rel="next" href="([^"]+)"', page.content.decode())) is not None:
         page = rita.get("/requests/" + found[1].replace("&amp;", "&"))
         seen += listed(page)
-    assert len(seen) == len(set(seen)) == 110
+    assert len(seen) == len(set(seen)) == 60
     assert not Waiver.objects.filter(reference__in=seen, requester__username="sam").exists()
 
 
 SEARCHES = [
-    ("initech", 55),  # part of a customer's name, in any case
-    ("INITECH-003", 55),  # a customer's id
-    ("Globex analytics", 28),  # two words: both must appear
-    ("col-suite", 28),  # a product's code
+    ("initech", 30),  # part of a customer's name, in any case
+    ("INITECH-003", 30),  # a customer's id
+    ("Globex analytics", 15),  # two words: both must appear
+    ("col-suite", 15),  # a product's code
     ("squad-17x working", 1),  # words of the justification
-    ("rita", 110),  # the requester
+    ("rita", 60),  # the requester
     ("zz", 0),  # two letters: matched too, without the trigram index
     ("nothing-like-this", 0),
 ]
@@ -139,7 +139,7 @@ def test_filters_narrow_to_what_they_say(many):
     assert count("active_from=2027-02-20&active_until=2027-02-21") == sum(
         1 for w in everything if w.end >= date(2027, 2, 20) and w.start <= date(2027, 2, 21)
     )
-    assert count("status=draft&status=submitted") == 110
+    assert count("status=draft&status=submitted") == 60
     assert count("status=approved") == 0
     assert count("type=temporary_access&region=AMER&risk=low") == sum(
         1 for w in everything if w.risk["overall"] == "low"
@@ -183,7 +183,7 @@ def test_exports_hold_exactly_what_is_filtered_and_no_cell_runs(many):
     assert answer["Content-Disposition"].startswith("attachment")
     lines = list(csv.reader(io.StringIO(b"".join(answer.streaming_content).decode("utf-8-sig"))))
     assert lines[0][0] == "Request" and "Submitted (UTC)" in lines[0]
-    assert [row[0] for row in lines[1:]] == wanted and len(wanted) == 56  # 55 and sneaky
+    assert [row[0] for row in lines[1:]] == wanted and len(wanted) == 31  # 30 and sneaky
     book = rita.get("/requests/", {**params, "export": "xlsx"})
     sheet = load_workbook(io.BytesIO(b"".join(book.streaming_content)), read_only=True).active
     rows = list(sheet.iter_rows(values_only=True))
@@ -210,12 +210,12 @@ def test_saved_filters_are_each_persons_own(many):
 
 def test_all_requests_and_a_customers_page_show_what_the_person_may_see(many):
     audrey, sam = client_for("audrey"), client_for("sam")
-    assert "111 requests" in audrey.get("/requests/all/").content.decode()
+    assert "61 requests" in audrey.get("/requests/all/").content.decode()
     assert sam.get("/requests/all/").status_code == 403
     initech = audrey.get("/customers/INITECH-003/")
     assert (
-        "Initech Holdings" in initech.content.decode() and "55 requests" in initech.content.decode()
+        "Initech Holdings" in initech.content.decode() and "30 requests" in initech.content.decode()
     )
     assert "0 requests" in sam.get("/customers/INITECH-003/").content.decode()
     assert audrey.get("/customers/NOPE-999/").status_code == 404
-    assert "28 requests" in audrey.get("/products/COL-SUITE/").content.decode()
+    assert "15 requests" in audrey.get("/products/COL-SUITE/").content.decode()
