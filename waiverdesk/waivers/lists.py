@@ -17,6 +17,7 @@ from waiverdesk.core.errors import Denied, Invalid
 from waiverdesk.directory.models import Customer, Product
 from waiverdesk.directory.readers import reader_of
 from waiverdesk.directory.services import roles_of
+from waiverdesk.notifications import services as notify
 from waiverdesk.policies import services as policies
 from waiverdesk.web import SEES_ALL, back_to, page
 
@@ -194,14 +195,15 @@ def inbox(request: HttpRequest):
         held_back = [(w, services.may_act(w, user)) for w in oldest[: listing.PAGE_SIZE]]
     context = {
         **_frame(request, query, found),
-        "rows": _steps(found.rows, user, now) if found else [],
+        "rows": _steps(found.rows, now) if found else [],
         "held_back": held_back,
         "held_back_count": held_back_count,
     }
     return render(request, "waivers/inbox.html", context, status=422 if query.problems else 200)
 
 
-def _steps(waivers, user, now) -> list[dict]:
+def _steps(waivers, now) -> list[dict]:
+    """Each waiver with its pending step and how long it has waited against its SLA."""
     rows = []
     for waiver, step in stats.with_waiting_on(waivers):
         if step is None:
@@ -253,8 +255,9 @@ def decide_many(request: HttpRequest):
             refused.append((reference, "not found, or not yours to see"))
         except Invalid as invalid:
             refused.append((reference, "; ".join(p.message for p in invalid.problems)))
-        except Denied as denied:
-            show_refusal_quietly(request, denied)
+        except Denied as denied:  # shown with its row; recorded if the service did not
+            if not denied.audited:
+                audit.refused_at_door("web", request, denied.code, denied.message)
             refused.append((reference, denied.message))
         else:
             done.append(reference)
@@ -265,19 +268,11 @@ def decide_many(request: HttpRequest):
     return redirect("inbox")
 
 
-def show_refusal_quietly(request: HttpRequest, denied: Denied) -> None:
-    """Record a refusal the service did not (the message is shown with its row)."""
-    if not denied.audited:
-        audit.refused_at_door("web", request, denied.code, denied.message)
-
-
 def waiting_on_people(waiver) -> str:
     """Who the request waits on now, by name: `Finance: fiona or felix`."""
     step = waiver.current_route().filter(status=RouteStep.State.PENDING).first()
     if step is None:
         return ""
-    from waiverdesk.notifications import services as notify
-
     policy = policies.compiled(waiver.policy_version)
     tier = next((t for t in policy.tiers if t.name == step.tier), None)
     label = (tier.label if tier else "") or step.tier

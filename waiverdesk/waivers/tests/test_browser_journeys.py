@@ -79,10 +79,10 @@ def person(browser, served):  # noqa: F811
     assert not found, "\n".join(dict.fromkeys(found))
 
 
-def filed(app, who: str, customer: str, days: int = 20, **extra) -> str:
-    """A temporary-access request filed from the command line; its reference."""
+def body(customer: str, days: int) -> dict:
+    """A temporary-access request on `customer`, starting in `days`, submitted."""
     start = date.today() + timedelta(days=days)
-    body = {
+    return {
         "type": "temporary_access", "customer": customer, "products": ["AN-EDGE"],
         "license_type": "subscription", "region": "AMER", "start": start.isoformat(),
         "end": (start + timedelta(days=30)).isoformat(), "scope": {"seats": 10},
@@ -90,11 +90,49 @@ def filed(app, who: str, customer: str, days: int = 20, **extra) -> str:
         "justification": {"benefit": "Keeps the team working", "alternatives": "none",
                           "customer_impact": "no outage", "why_not_standard": "renewal late"},
         "outcomes": [{"metric": "team working", "target": 10}], "control_owner": "olga",
-        "submit": True, **extra,
+        "submit": True,
     }  # fmt: skip
-    path = Path(app.env["WAIVERDESK_DATA_DIR"]) / f"{customer}-{days}.json"
-    path.write_text(json.dumps(body))
-    return REF.search(app.waiverdesk("waiver", "create", str(path), "--as", who))[0]
+
+
+# What the journeys start from, made through the services in one `waiverdesk shell`.
+SETTING_UP = """
+import json
+from django.contrib.auth.models import User
+from waiverdesk.directory import services as directory
+from waiverdesk.waivers import services
+wanted = json.loads(WANTED)
+who = {n: User.objects.get(username=n) for n in ("rita", "sam", "mona")}
+made = {}
+for name, (person, request) in wanted["requests"].items():
+    made[name] = services.create(request, who[person]).reference
+services.attach(made["evidence"], who["rita"], "forecast.csv", b"month,seats\\n1,10\\n",
+                "text/csv", "usage_forecast")
+services.decide(made["notice"], who["mona"], "approve", conditions=wanted["conditions"])
+directory.update_customer("PIEDPIPER-012", {"contact_email": "it@piedpiper.test"})
+print(json.dumps(made))
+"""
+
+
+@pytest.fixture(scope="module")
+def filed(served_shared) -> dict[str, str]:
+    """The requests the journeys need, by name: their references."""
+    app, _base = served_shared
+    due = (date.today() + timedelta(days=40)).isoformat()
+    wanted = {
+        "requests": {
+            "evidence": ("rita", body("STARK-005", 21)), "next": ("rita", body("WAYNE-006", 22)),
+            **{f"bulk{i}": ("sam", body(c, 30 + i)) for i, c in enumerate(
+                ["STARK-005", "WAYNE-006", "WONKA-007", "TYRELL-008", "INITECH-003"])},
+            "notice": ("rita", body("PIEDPIPER-012", 25)),
+        },
+        "conditions": [
+            {"text": "Check the margin with finance", "owner": "olga", "due": due},
+            {"text": "Report seat use monthly", "owner": "olga", "due": due,
+             "customer_visible": True},
+        ],
+    }  # fmt: skip
+    code = SETTING_UP.replace("WANTED", repr(json.dumps(wanted)))
+    return json.loads(app.waiverdesk("shell", "-v", "0", "-c", code).splitlines()[-1])
 
 
 def test_rita_files_with_two_files_corrects_a_mistake_and_keeps_them(person, tmp_path):
@@ -135,14 +173,8 @@ def test_rita_files_with_two_files_corrects_a_mistake_and_keeps_them(person, tmp
     expect(files).to_contain_text("history.csv")
 
 
-def test_mona_opens_the_evidence_decides_and_lands_on_the_next(person, served, tmp_path):
-    app, _base = served
-    first = filed(app, "rita", "STARK-005", days=21)
-    second = filed(app, "rita", "WAYNE-006", days=22)
-    evidence = tmp_path / "forecast.csv"
-    evidence.write_text("month,seats\n1,10\n")
-    app.waiverdesk("waiver", "attach", first, str(evidence), "--kind", "usage_forecast",
-                   "--as", "rita")  # fmt: skip
+def test_mona_opens_the_evidence_decides_and_lands_on_the_next(person, filed):
+    first, second = filed["evidence"], filed["next"]
     mona = person("mona")
     mona.goto("/inbox/")
     expect(mona.locator("#inbox")).to_contain_text(first)
@@ -162,10 +194,9 @@ def test_mona_opens_the_evidence_decides_and_lands_on_the_next(person, served, t
     expect(mona.locator("#inbox")).to_contain_text(second)
 
 
-def test_bulk_approval_of_five_with_one_refused_for_a_conflict(person, served):
+def test_bulk_approval_of_five_with_one_refused_for_a_conflict(person, served, filed):
     app, _base = served
-    refs = [filed(app, "sam", c, days=30 + i) for i, c in enumerate(
-        ["STARK-005", "WAYNE-006", "WONKA-007", "TYRELL-008", "INITECH-003"])]  # fmt: skip
+    refs = [filed[f"bulk{i}"] for i in range(5)]
     mona = person("mona")
     mona.goto("/inbox/?sort=-waited")
     for ref in refs:
@@ -179,8 +210,8 @@ def test_bulk_approval_of_five_with_one_refused_for_a_conflict(person, served):
     for ref in refs[:4]:
         expect(approved).to_contain_text(ref)
     expect(messages).to_contain_text(f"{refs[4]} not approved: you own this customer's account")
-    shown = json.loads(app.waiverdesk("waiver", "show", refs[4]))
-    assert shown["status"] == "submitted"
+    mona.goto(f"/requests/{refs[4]}/")
+    expect(mona.locator("h1 .status")).to_have_text("Submitted")
 
 
 def test_audrey_finds_filters_exports_and_opens_the_trail(person):
@@ -210,14 +241,8 @@ def test_audrey_finds_filters_exports_and_opens_the_trail(person):
     expect(audrey.locator("#verification")).to_contain_text("Verified just now")
 
 
-def test_the_customer_notice_preview_keeps_internal_conditions_inside(person, served):
-    app, _base = served
-    ref = filed(app, "rita", "PIEDPIPER-012", days=25)
-    due = (date.today() + timedelta(days=40)).isoformat()
-    app.waiverdesk("waiver", "approve", ref, "--as", "mona",
-                   "--condition", f"Check the margin with finance;olga;{due}",
-                   "--condition", f"Report seat use monthly;olga;{due};customer")  # fmt: skip
-    app.waiverdesk("customer", "update", "PIEDPIPER-012", "--contact-email", "it@piedpiper.test")
+def test_the_customer_notice_preview_keeps_internal_conditions_inside(person, filed):
+    ref = filed["notice"]
     rita = person("rita")
     rita.goto(f"/requests/{ref}/notice/")
     preview = rita.locator("#notice-preview")
