@@ -357,6 +357,26 @@ def verify() -> Verification:
     return result
 
 
+def entries_newest_first(
+    *,
+    waiver: str = "",
+    actor: str = "",
+    action: str = "",
+    since: datetime | None = None,
+    until: datetime | None = None,
+    before: int | None = None,
+    limit: int = 50,
+) -> list[AuditEntry]:
+    """Entries about a waiver, by an actor, of an action, from `since` to before `until`,
+    numbered below `before` (each when given), newest first: at most `limit`."""
+    conditions = {"object_ref": waiver, "actor": actor, "action": action, "at__gte": since,
+                  "at__lt": until, "seq__lt": before}  # fmt: skip
+    found = AuditEntry.objects.filter(
+        **{k: v for k, v in conditions.items() if v not in (None, "")}
+    )
+    return list(found.order_by("-seq")[:limit])
+
+
 def entries_for(object_type: str, ref: str) -> list[AuditEntry]:
     """The audit entries about one object, oldest first."""
     return list(AuditEntry.objects.filter(object_type=object_type, object_ref=ref).order_by("seq"))

@@ -257,7 +257,7 @@ def set_reading(user: User, locale: str, time_zone: str) -> Profile:
     follow the browser). Invalid at each field that names neither."""
     locale, time_zone = (locale or "").strip(), (time_zone or "").strip()
     problems = []
-    if locale and not formatting.known_locale(locale):
+    if locale and len(formatting.known_locale(locale) or "x" * 99) > 20:
         message = f"Format: '{locale[:40]}' is not a locale we know; choose one from the list"
         problems.append(Problem("locale", "invalid", message))
     if time_zone and not formatting.known_zone(time_zone):

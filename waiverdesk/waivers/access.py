@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date
 
 from django.contrib.auth.models import User
@@ -58,27 +60,37 @@ def pending_for(user: User) -> QuerySet[Waiver]:
     return Waiver.objects.filter(Exists(pending), status__in=UNDER_REVIEW).exclude(requester=user)
 
 
+@dataclass
+class Inbox:
+    """What waits on a person's roles: what they may decide (`decidable`, counted) and what
+    they may not (`held_back`: conflicted, or already on the route; listed apart)."""
+
+    decidable: QuerySet[Waiver]
+    held_back: QuerySet[Waiver]
+    counts: Callable[[], tuple[int, int]]  # (decidable, held back), in one pass
+
+
+def inbox_of(user: User) -> Inbox:
+    """The person's inbox; the rule of who may not decide is worked out once for it."""
+    pending = pending_for(user)
+    may_not = Q(conflicted_query(user, pending)) | Q(decided_this_round(user))
+
+    def counts() -> tuple[int, int]:
+        found = pending.aggregate(waiting=Count("pk"), decidable=Count("pk", filter=~may_not))
+        return found["decidable"], found["waiting"] - found["decidable"]
+
+    return Inbox(pending.exclude(may_not), pending.filter(may_not), counts)
+
+
 def decidable_by(user: User) -> QuerySet[Waiver]:
     """The inbox that counts: waivers whose pending step `user` may decide now (holding its
     role, not conflicted, not already on its route)."""
-    pending = pending_for(user)
-    return pending.exclude(conflicted_query(user, pending)).exclude(decided_this_round(user))
-
-
-def inbox_counts(user: User) -> tuple[int, int]:
-    """(The steps `user` may decide, those waiting on their role that they may not), counted
-    in one pass."""
-    pending = pending_for(user)
-    may = ~Q(conflicted_query(user, pending)) & ~Q(decided_this_round(user))
-    found = pending.aggregate(waiting=Count("pk"), decidable=Count("pk", filter=may))
-    return found["decidable"], found["waiting"] - found["decidable"]
+    return inbox_of(user).decidable
 
 
 def held_back_from(user: User) -> QuerySet[Waiver]:
-    """Waivers waiting on a role `user` holds that `user` may not decide (conflicted, or
-    already on the route): listed apart, never counted."""
-    pending = pending_for(user)
-    return pending.filter(Q(conflicted_query(user, pending)) | Q(decided_this_round(user)))
+    """Waivers waiting on a role `user` holds that `user` may not decide: never counted."""
+    return inbox_of(user).held_back
 
 
 def search(

@@ -39,6 +39,9 @@ Amount = Annotated[float, Field(ge=0, le=MONEY, allow_inf_nan=False)]
 Count = Annotated[int, Field(ge=0, le=COUNT)]
 Short = Annotated[str, Field(max_length=200)]
 Long = Annotated[str, Field(max_length=TEXT)]
+# What evidence is called: usage_forecast, business_impact_analysis.
+EVIDENCE_KIND = r"^[a-z][a-z0-9_]{0,59}$"
+Kind = Annotated[str, Field(pattern=EVIDENCE_KIND)]
 Code = Annotated[str, Field(min_length=1, max_length=64)]
 
 
@@ -104,7 +107,7 @@ class WaiverBody(_Body):
     scope: Scope = Scope()
     financials: Financials = Financials()
     justification: Justification = Justification()
-    evidence: dict[Annotated[str, Field(max_length=60)], Long] = Field(default={}, max_length=20)
+    evidence: dict[Kind, Long] = Field(default={}, max_length=20)
     outcomes: list[Outcome] = Field(default=[], max_length=20)
     control_owner: str | None = Field(default=None, max_length=150)
     submit: bool = False
@@ -301,8 +304,10 @@ def merge(body: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
 
 def problem_of(error: dict[str, Any]) -> Problem:
     """A validation error of a request body in plain words, at its field."""
-    field = ""
-    for part in error["loc"]:
+    field, loc = "", error["loc"]
+    if loc and loc[-1] == "[key]":  # a dict's key: the problem is the dict's (evidence)
+        loc = loc[:-2]
+    for part in loc:
         field += f"[{part}]" if isinstance(part, int) else (f".{part}" if field else str(part))
     kind, ctx = error["type"], error.get("ctx") or {}
     if kind == "value_error" and str(ctx.get("error", "")).startswith("scope."):
@@ -320,6 +325,8 @@ def describe(kind: str, ctx: dict[str, Any], fallback: str, field: str = "") -> 
         return str(ctx["error"])
     if field.endswith("currency") and kind == "string_pattern_mismatch":
         return "must be a currency code such as EUR, USD or JPY"
+    if field.startswith("evidence") and kind == "string_pattern_mismatch":
+        return "name the evidence in lower case, e.g. usage_forecast"
     messages = {
         "missing": "is required",
         "extra_forbidden": "is not a known field",

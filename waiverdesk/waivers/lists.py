@@ -185,13 +185,14 @@ def inbox(request: HttpRequest):
     decide, with why."""
     user, now = request.user, clock.now()
     query = listing.read(request.GET, default_sort="waited")
-    decidable_count, held_back_count = access.inbox_counts(user)
-    user._decidable_count = decidable_count  # what the header's badge shows
+    inbox = access.inbox_of(user)
+    decidable_count, held_back_count = inbox.counts()
+    user._decidable_count = decidable_count  # what the header's badge shows: see web
     known = None if query.filtered else decidable_count
-    found = listing.page(access.decidable_by(user), query, known) if not query.problems else None
+    found = listing.page(inbox.decidable, query, known) if not query.problems else None
     held_back = []
     if held_back_count > 0:
-        oldest = access.held_back_from(user).select_related("customer").order_by("created_at")
+        oldest = inbox.held_back.select_related("customer").order_by("created_at")
         held_back = [(w, services.may_act(w, user)) for w in oldest[: listing.PAGE_SIZE]]
     context = {
         **_frame(request, query, found),

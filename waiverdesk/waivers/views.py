@@ -19,7 +19,18 @@ from waiverdesk.insight import feedback
 from waiverdesk.policies import services as policies
 from waiverdesk.web import back_to, page, sees_dashboard, show_refusal
 
-from . import access, attachments, intake, lists, notice, pending, request_form, services, stats
+from . import (
+    access,
+    attachments,
+    intake,
+    listing,
+    lists,
+    notice,
+    pending,
+    request_form,
+    services,
+    stats,
+)
 from .detail import detail, evaluation_dict
 
 
@@ -293,8 +304,7 @@ def dashboard(request: HttpRequest):
     """Requests by status and type, pending steps by tier, time to decision."""
     if not sees_dashboard(request.user):
         raise Denied("missing_role", "the dashboard is for approvers, control owners and oversight")
-    policy = policies.compiled(policies.active_version())
-    labels = {name: kind.label or name for name, kind in policy.document.types.items()}
+    labels = dict(listing.choices()["type"])
     return render(request, "waivers/dashboard.html", stats.dashboard(clock.now(), labels))
 
 

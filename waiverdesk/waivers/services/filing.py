@@ -375,7 +375,7 @@ def start_round(
     return evaluation
 
 
-_KIND = re.compile(r"^[a-z][a-z0-9_]{0,59}$")
+_KIND = re.compile(intake.EVIDENCE_KIND)
 
 
 @policy_failures_reported

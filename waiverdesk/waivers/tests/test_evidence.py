@@ -4,7 +4,9 @@ refused form, and images and PDFs previewed without ever running in the site's o
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
 
+from waiverdesk.api import services as tokens
 from waiverdesk.testing import NOW, big_discount_body, client_for, request_body
 from waiverdesk.tests.test_pages import big_discount_form
 from waiverdesk.waivers import services
@@ -119,3 +121,19 @@ def test_a_preview_shows_images_and_pdfs_and_nothing_else(world, name, content, 
     assert ("sandbox" in policy) == (kind != "application/pdf")
     assert client_for("sam").get(f"/requests/{waiver.reference}/evidence/{pk}?preview=1"
                                  ).status_code == 404  # fmt: skip
+
+
+def test_evidence_is_named_as_the_policy_names_it_through_every_door(world):
+    ref = services.create(request_body(), world["rita"], now=NOW).reference
+    odd = {"kind": "Bad Kind", "text": "x"}
+    page = client_for("rita").post(f"/requests/{ref}/evidence/", odd, follow=True)
+    assert "Evidence: name the evidence in lower case" in page.content.decode()
+    assert services.get(ref).evidence == {}
+    raw = tokens.create_token(world["rita"], "t", ["read", "write"])[1]
+    answer = Client(HTTP_AUTHORIZATION=f"Bearer {raw}").post(
+        "/api/v1/waivers", request_body(evidence={"Usage Forecast!": "x"}),
+        content_type="application/json")  # fmt: skip
+    assert answer.status_code == 422
+    assert [(e["field"], e["message"]) for e in answer.json()["errors"]] == [
+        ("evidence", "name the evidence in lower case, e.g. usage_forecast")
+    ]
