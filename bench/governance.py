@@ -83,6 +83,8 @@ def seed_waivers(count: int) -> None:
             "UPDATE waivers_waiver SET predecessor_id = id - 1 "
             "WHERE renewal_count > 0 AND id > (SELECT MIN(id) FROM waivers_waiver)"
         )
+        # Filed once: in round 1, as the route steps below (the planner reads these figures).
+        cursor.execute("UPDATE waivers_waiver SET round = 1 WHERE submitted_at IS NOT NULL")
         jsonb = "'[]'::jsonb" if connection.vendor == "postgresql" else "'[]'"
         cursor.execute(
             "INSERT INTO waivers_routestep (waiver_id, round, position, tier, role, required, "

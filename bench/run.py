@@ -23,22 +23,28 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def setup_database(engine: str) -> None:
+def setup_database(engine: str, keep: str = "") -> None:
+    """A scratch database; on PostgreSQL, with `keep`, the database of that name, made only
+    when missing (to be used again by the next run)."""
     if engine == "sqlite":
         os.environ["DATABASE_URL"] = f"sqlite:///{tempfile.mkdtemp()}/bench.sqlite3"
         return
     import psycopg
 
     server = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
+    name = keep or "waiverdesk_bench"
     with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute("DROP DATABASE IF EXISTS waiverdesk_bench WITH (FORCE)")
-        conn.execute("CREATE DATABASE waiverdesk_bench")
-    os.environ["DATABASE_URL"] = server.rsplit("/", 1)[0] + "/waiverdesk_bench"
+        if not keep:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(f"CREATE DATABASE {name}")
+    os.environ["DATABASE_URL"] = server.rsplit("/", 1)[0] + "/" + name
 
 
-def start_django(engine: str) -> None:
-    """A scratch database of `engine`, Django set up on it, migrated."""
-    setup_database(engine)
+def start_django(engine: str, keep: str = "") -> None:
+    """A scratch database of `engine` (or the kept one, see setup_database), Django set up
+    on it, migrated."""
+    setup_database(engine, keep)
     os.environ.setdefault("WAIVERDESK_DATA_DIR", tempfile.mkdtemp())
     os.environ.setdefault("WAIVERDESK_LOG_LEVEL", "WARNING")
     os.environ["DJANGO_SETTINGS_MODULE"] = "waiverdesk.settings"

@@ -73,7 +73,7 @@ class Inbox:
 def inbox_of(user: User) -> Inbox:
     """The person's inbox; the rule of who may not decide is worked out once for it."""
     pending = pending_for(user)
-    may_not = Q(conflicted_query(user, pending)) | Q(decided_this_round(user))
+    may_not = Q(conflicted_query(user)) | Q(decided_this_round(user))
 
     def counts() -> tuple[int, int]:
         found = pending.aggregate(waiting=Count("pk"), decidable=Count("pk", filter=~may_not))

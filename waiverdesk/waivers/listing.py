@@ -23,7 +23,6 @@ from django.db.models import (
     DateTimeField,
     Exists,
     F,
-    FloatField,
     IntegerField,
     OuterRef,
     Q,
@@ -32,8 +31,7 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.fields.json import KT
-from django.db.models.functions import Cast, Coalesce
+from django.db.models.functions import Coalesce
 from django.http import QueryDict
 
 from waiverdesk.core.errors import Problem
@@ -41,10 +39,13 @@ from waiverdesk.core.lifecycle import UNDER_REVIEW, Status
 from waiverdesk.policies import services as policies
 
 from . import search
-from .models import RouteStep, Waiver
+from .models import RouteStep, Waiver, amount_in_base
 from .request_form import REGIONS
 
 PAGE_SIZE = 50
+# A list counts what it finds exactly up to this many, and says "more than" beyond: the
+# exact count of a search that finds most of a million requests reads every one of them.
+COUNT_MOST = 10_000
 RISK_LEVELS = ("low", "medium", "high", "critical")
 _FAR_PAST = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -52,7 +53,7 @@ _FAR_PAST = datetime(1970, 1, 1, tzinfo=UTC)
 def _pending_step() -> QuerySet:
     return RouteStep.objects.filter(
         waiver=OuterRef("pk"), round=OuterRef("round"), status=RouteStep.State.PENDING
-    )
+    ).order_by("position")  # not the model's order, which would join the waiver again
 
 
 # Sort key -> (column heading, expression, kind of value): every expression is not null, so
@@ -62,11 +63,7 @@ SORTS: dict[str, tuple[str, Any, str]] = {
     "type": ("Type", F("type"), "text"),
     "customer": ("Customer", F("customer__name"), "text"),
     "requester": ("Requester", F("requester__username"), "text"),
-    "amount": (
-        "Amount",
-        Coalesce(Cast(KT("money__concession_base"), FloatField()), Value(-1.0)),
-        "number",
-    ),  # fmt: skip
+    "amount": ("Amount", amount_in_base(), "number"),
     "risk": (
         "Risk",
         Case(
@@ -263,21 +260,27 @@ def ordered(waivers: QuerySet, query: Query, backwards: bool = False) -> QuerySe
 @dataclass
 class Page:
     rows: list[Waiver]
-    count: int
+    count: int  # at most COUNT_MOST when counted here
     next: str | None  # the `after` of the next page
     previous: str | None  # the `before` of the previous page
+    more: bool = False  # it finds more than `count` (COUNT_MOST)
 
 
 def page(waivers: QuerySet, query: Query, count: int | None = None) -> Page:
     """One page of 50 of what `query` finds among `waivers`, with the links on either side
     (`count`: how many it finds, when the caller knows)."""
     found = filtered(waivers, query)
-    count = found.count() if count is None else count
+    beyond_count = False
+    if count is None:
+        count = found.order_by()[: COUNT_MOST + 1].count()
+        beyond_count, count = count > COUNT_MOST, min(count, COUNT_MOST)
     cursor, backwards = (query.before, True) if query.before else (query.after, False)
     rows_query = ordered(found, query, backwards)
     if cursor is not None:
         rows_query = rows_query.filter(_beyond(cursor, query.descending != backwards))
-    rows = list(rows_query.select_related("customer", "requester")[: PAGE_SIZE + 1])
+    # The customers and requesters of the page's rows are read apart: joined, a plan that
+    # misjudges how many rows a filter keeps may join them to every row before sorting.
+    rows = list(rows_query.prefetch_related("customer", "requester")[: PAGE_SIZE + 1])
     more = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]
     if backwards:
@@ -290,6 +293,7 @@ def page(waivers: QuerySet, query: Query, count: int | None = None) -> Page:
         count=count,
         next=_encode(rows[-1], kind) if rows and has_next else None,
         previous=_encode(rows[0], kind) if rows and has_previous else None,
+        more=beyond_count,
     )
 
 

@@ -1,5 +1,7 @@
 from django.conf import settings
 from django.db import models
+from django.db.models.fields.json import KT
+from django.db.models.functions import Cast, Coalesce
 
 from waiverdesk.core.lifecycle import Status
 
@@ -14,6 +16,12 @@ class ReferenceCounter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.year}: {self.last}"
+
+
+def amount_in_base():
+    """A waiver's concession in the policy's base currency, -1 when it has none: what lists
+    sort by "Amount" (indexed, so that the largest come first without a sort)."""
+    return Coalesce(Cast(KT("money__concession_base"), models.FloatField()), models.Value(-1.0))
 
 
 class Waiver(models.Model):
@@ -104,6 +112,9 @@ class Waiver(models.Model):
             ),
             models.Index(fields=["requester", "status"], name="waiver_requester_idx"),
             models.Index(fields=["submitted_at"], name="waiver_submitted_idx"),
+            # Lists show the newest first: a page is read from the index, not sorted.
+            models.Index(fields=["created_at", "id"], name="waiver_created_idx"),
+            models.Index(amount_in_base(), "id", name="waiver_amount_idx"),
         ]
 
     def __str__(self) -> str:

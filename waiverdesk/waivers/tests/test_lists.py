@@ -89,6 +89,27 @@ def test_my_requests_has_no_silent_cap_and_its_links_page_through_all(many):
     assert not Waiver.objects.filter(reference__in=seen, requester__username="sam").exists()
 
 
+def test_a_count_past_the_exact_limit_says_more_than_and_still_pages_and_exports_all(
+    many, monkeypatch
+):
+    monkeypatch.setattr(listing, "COUNT_MOST", 25)
+    rita = client_for("rita")
+    page = rita.get("/requests/?q=initech")
+    assert "More than 25 requests found" in page.content.decode()
+    assert "29 requests" not in page.content.decode() and "30 requests" not in page.content.decode()
+    seen = listed(page)
+    while (found := re.search(r'rel="next" href="([^"]+)"', page.content.decode())) is not None:
+        page = rita.get("/requests/" + found[1].replace("&amp;", "&"))
+        seen += listed(page)
+    assert len(set(seen)) == 30
+    exported = rita.get("/requests/?q=initech&export=csv")
+    text = b"".join(exported.streaming_content).decode("utf-8-sig")
+    assert len(list(csv.DictReader(io.StringIO(text)))) == 30
+    monkeypatch.setattr(listing, "COUNT_MOST", 30)  # as many as it finds: exact
+    html = rita.get("/requests/?q=initech").content.decode()
+    assert "30 requests found" in html and "More than" not in html
+
+
 SEARCHES = [
     ("initech", 30),  # part of a customer's name, in any case
     ("INITECH-003", 30),  # a customer's id
