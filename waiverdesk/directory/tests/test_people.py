@@ -1,0 +1,79 @@
+"""People over their time here, from the command line: roles given and taken away,
+deactivation that ends sessions and API tokens from the next request on and names the work
+to hand over, reactivation."""
+
+import io
+import json
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.management import CommandError, call_command
+
+from waiverdesk.api import services as tokens
+from waiverdesk.audit.models import AuditEntry
+from waiverdesk.notifications.models import Message
+from waiverdesk.testing import NOW, client_for, request_body
+from waiverdesk.waivers import services
+
+
+def run(*args) -> str:
+    out = io.StringIO()
+    call_command(*args, stdout=out)
+    return out.getvalue().strip()
+
+
+def roles(name: str) -> set[str]:
+    return set(User.objects.get(username=name).groups.values_list("name", flat=True))
+
+
+def test_roles_are_given_and_taken_away_and_each_change_is_audited(world):
+    assert run("user", "roles", "mona", "--add", "deal_desk", "--remove", "sales_manager") == (
+        "mona: deal_desk"
+    )
+    assert roles("mona") == {"deal_desk"}
+    entry = AuditEntry.objects.filter(action="user.roles_changed").latest("seq")
+    assert entry.object_ref == "mona"
+    said = json.loads(entry.payload)
+    assert said["added"] == ["deal_desk"] and said["removed"] == ["sales_manager"]
+    count = AuditEntry.objects.count()
+    run("user", "roles", "mona", "--add", "deal_desk")  # already held: nothing changes
+    assert AuditEntry.objects.count() == count
+    with pytest.raises(CommandError, match="roles: no role named wizard"):
+        run("user", "roles", "mona", "--add", "wizard")
+    with pytest.raises(CommandError, match="deal_desk: both added and removed"):
+        run("user", "roles", "mona", "--add", "deal_desk", "--remove", "deal_desk")
+    with pytest.raises(CommandError, match="no user named 'nobody'"):
+        run("user", "roles", "nobody", "--add", "deal_desk")
+    assert roles("mona") == {"deal_desk"}
+
+
+def test_a_deactivated_person_is_out_at_the_next_request_and_their_work_is_named(world):
+    User.objects.filter(username="adam").update(email="adam@vendor.example")
+    waiver = services.create(request_body(submit=True), world["rita"], now=NOW)
+    assert waiver.control_owner.username == "olga"
+    browser = client_for("olga")
+    assert browser.get("/settings/").status_code == 200
+    _, raw = tokens.create_token(world["olga"], "laptop")
+    api = {"HTTP_AUTHORIZATION": f"Bearer {raw}"}
+    assert browser.get("/api/v1/waivers", **api).status_code == 200
+
+    said = run("user", "deactivate", "olga", "--reason", "left the company")
+    assert "olga may no longer sign in" in said
+    assert f"{waiver.reference}: control owner of this submitted request" in said
+    assert browser.get("/settings/").status_code == 302  # the session is over: back to sign-in
+    assert client_for("anonymous").get("/api/v1/waivers", **api).status_code == 401
+    entry = AuditEntry.objects.filter(action="user.deactivated").latest("seq")
+    recorded = json.loads(entry.payload)
+    assert recorded["reason"] == "left the company"
+    assert recorded["tokens_revoked"] == 1 and recorded["sessions_ended"] == 1
+    email = Message.objects.get(event="user.deactivated")
+    assert email.recipient == "adam@vendor.example" and waiver.reference in email.body
+    assert "(deactivated)" in run("user", "list")
+
+    run("user", "deactivate", "olga")  # again: nothing more happens or is recorded
+    assert AuditEntry.objects.filter(action="user.deactivated").count() == 1
+
+    assert "may sign in again" in run("user", "reactivate", "olga")
+    assert client_for("olga").get("/settings/").status_code == 200
+    assert client_for("anonymous").get("/api/v1/waivers", **api).status_code == 401  # stays
+    assert AuditEntry.objects.filter(action="user.reactivated", object_ref="olga").exists()
