@@ -133,7 +133,7 @@ AUTH_PASSWORD_VALIDATORS = [
 # account, or from one address, sign-in waits WAIVERDESK_SIGN_IN_COOLOFF_MINUTES.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    "waiverdesk.directory.signing_in.PasswordBackend",
 ]
 AXES_FAILURE_LIMIT = int(os.environ.get("WAIVERDESK_SIGN_IN_FAILURES", "5"))
 AXES_COOLOFF_TIME = timedelta(
@@ -152,6 +152,21 @@ PROXY_COUNT = int(os.environ.get("WAIVERDESK_PROXY_COUNT", "0"))
 if PROXY_COUNT:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     USE_X_FORWARDED_HOST = os.environ.get("WAIVERDESK_USE_X_FORWARDED_HOST", "") == "1"
+
+# Single sign-on with the company's identity provider (OpenID Connect, authorization code
+# with PKCE), on when WAIVERDESK_OIDC_ISSUER is set: its endpoints and keys are discovered
+# from ISSUER/.well-known/openid-configuration. People get the roles their groups map to
+# (WAIVERDESK_OIDC_ROLE_MAP "idp-group=role,other-group=role"), at every sign-in. With
+# WAIVERDESK_OIDC_ONLY=1 nobody signs in with a password but WAIVERDESK_BREAK_GLASS_USER.
+OIDC_ISSUER = os.environ.get("WAIVERDESK_OIDC_ISSUER", "").rstrip("/")
+OIDC_CLIENT_ID = os.environ.get("WAIVERDESK_OIDC_CLIENT_ID", "")
+OIDC_CLIENT_SECRET = os.environ.get("WAIVERDESK_OIDC_CLIENT_SECRET", "")
+OIDC_SCOPES = os.environ.get("WAIVERDESK_OIDC_SCOPES", "openid email profile")
+OIDC_GROUPS_CLAIM = os.environ.get("WAIVERDESK_OIDC_GROUPS_CLAIM", "groups")
+OIDC_ROLE_MAP = os.environ.get("WAIVERDESK_OIDC_ROLE_MAP", "")
+OIDC_ONLY = os.environ.get("WAIVERDESK_OIDC_ONLY", "") == "1"
+BREAK_GLASS_USER = os.environ.get("WAIVERDESK_BREAK_GLASS_USER", "")
+OIDC_TIMEOUT = float(os.environ.get("WAIVERDESK_OIDC_TIMEOUT", "10"))  # seconds per call
 
 # The web UI: signed-in sessions end after WAIVERDESK_IDLE_MINUTES without a request.
 LOGIN_URL = "sign-in"

@@ -1,4 +1,3 @@
-from django.contrib.auth import views as auth
 from django.http import JsonResponse
 from django.urls import path
 
@@ -7,6 +6,7 @@ from waiverdesk.api import views as tokens
 from waiverdesk.api.api import api
 from waiverdesk.audit import views as audit
 from waiverdesk.billing import views as billing
+from waiverdesk.directory import oidc, signing_in
 from waiverdesk.directory import views as directory
 from waiverdesk.governance import views as governance
 from waiverdesk.insight import views as insight
@@ -29,8 +29,10 @@ urlpatterns = [
     path("api/openapi.json", openapi, name="openapi"),
     # The web UI
     path("", web.home, name="home"),
-    path("sign-in/", auth.LoginView.as_view(template_name="sign_in.html"), name="sign-in"),
-    path("sign-out/", auth.LogoutView.as_view(next_page="sign-in"), name="sign-out"),
+    path("sign-in/", signing_in.SignIn.as_view(), name="sign-in"),
+    path("sign-out/", signing_in.SignOut.as_view(), name="sign-out"),
+    path("oidc/authenticate/", oidc.authenticate, name="oidc-authenticate"),
+    path("oidc/callback/", oidc.callback, name="oidc-callback"),
     path("requests/", lists.my_requests, name="my-requests"),
     path("requests/all/", lists.all_requests, name="all-requests"),
     path("requests/decide", lists.decide_many, name="decide-many"),

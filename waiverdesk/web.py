@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from urllib.parse import urlparse
 
 from django.conf import settings
 from django.contrib import messages
@@ -109,11 +110,18 @@ def navigation(request: HttpRequest) -> dict:
 
 
 def content_security_policy(get_response):
-    """Middleware: every page carries the Content-Security-Policy of settings."""
+    """Middleware: every page carries the Content-Security-Policy of settings; with single
+    sign-on, forms may also lead to the identity provider (sign-out goes on to end its
+    session there, and browsers apply form-action to where a form's answer redirects)."""
 
     def middleware(request: HttpRequest):
         response = get_response(request)
-        response.setdefault("Content-Security-Policy", settings.CONTENT_SECURITY_POLICY)
+        policy = settings.CONTENT_SECURITY_POLICY
+        if settings.OIDC_ISSUER:
+            issuer = urlparse(settings.OIDC_ISSUER)
+            origin = f"{issuer.scheme}://{issuer.netloc}"
+            policy = policy.replace("form-action 'self'", f"form-action 'self' {origin}")
+        response.setdefault("Content-Security-Policy", policy)
         return response
 
     return middleware

@@ -82,7 +82,7 @@ class ExchangeRate(models.Model):
 
 class Profile(models.Model):
     """How a person reads figures and moments: their locale and time zone (blank: the
-    browser's, else the site's default)."""
+    browser's, else the site's default); and who they are at the identity provider."""
 
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="profile"
@@ -90,6 +90,13 @@ class Profile(models.Model):
     locale = models.CharField(max_length=20, blank=True, help_text="A CLDR locale: en_US, de_DE.")
     time_zone = models.CharField(
         max_length=64, blank=True, help_text="An IANA zone: Europe/Berlin."
+    )
+    idp_subject = models.CharField(
+        max_length=255,
+        null=True,
+        blank=True,
+        unique=True,
+        help_text="The identity provider's `sub` for this person, once they signed in with it.",
     )
 
     def __str__(self) -> str:

@@ -7,15 +7,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.contrib.sessions.models import Session
 from django.db import transaction
 
 from waiverdesk import clock
 from waiverdesk.audit import services as audit
-from waiverdesk.core.errors import Invalid, Problem
+from waiverdesk.core.errors import Denied, Invalid, Problem
 
-from .services import known_roles, roles_of
+from .models import Customer, Profile
+from .services import add_user, known_roles, roles_of
+from .signing_in import normal
 
 
 @dataclass(frozen=True)
@@ -77,13 +80,58 @@ def _change_roles(user: User, add: set[str], remove: set[str], by: str) -> User:
     return user
 
 
+def role_map(text: str | None = None) -> dict[str, set[str]]:
+    """The identity provider's groups and the roles each gives, from "group=role,…" (the
+    setting WAIVERDESK_OIDC_ROLE_MAP; several groups may give one role, a group several)."""
+    found: dict[str, set[str]] = {}
+    for pair in (settings.OIDC_ROLE_MAP if text is None else text).split(","):
+        group, _, role = pair.partition("=")
+        if group.strip() and role.strip():
+            found.setdefault(group.strip(), set()).add(role.strip())
+    return found
+
+
+def roles_for_groups(groups: list[str]) -> set[str]:
+    """The roles `groups` give (those the map names that are roles here)."""
+    mapping = role_map()
+    return {role for g in groups for role in mapping.get(g, ())} & known_roles()
+
+
+def from_identity_provider(subject: str, username: str, email: str, groups: list[str]) -> User:
+    """The person the identity provider vouches for, their roles made to follow their
+    groups (audited). Found by the provider's subject; at the first sign-in, a local account
+    of the same name is joined to it, or the person is created. Refused when deactivated
+    here, or when the name is another subject's."""
+    with transaction.atomic():
+        profile = Profile.objects.select_related("user").filter(idp_subject=subject).first()
+        if profile is not None:
+            user = profile.user
+        else:
+            user = User.objects.filter(username=normal(username)).first()
+            linked = Profile.objects.filter(user=user).exclude(idp_subject=None)
+            if user is not None and linked.exists():
+                taken = f"the name {user.username} belongs to another company account"
+                raise Denied("identity_taken", taken)
+            if user is None:
+                user = add_user(username, [], email, by="identity provider")
+            Profile.objects.update_or_create(user=user, defaults={"idp_subject": subject})
+            audit.append("identity provider", "user.identity_linked", user,
+                         {"username": user.username, "subject": subject},
+                         object_ref=user.username)  # fmt: skip
+        if not user.is_active:
+            raise Denied("deactivated", "your account here is deactivated; ask an admin")
+        if email and user.email != email:
+            User.objects.filter(pk=user.pk).update(email=email)
+            user.email = email
+        follow_roles(user, roles_for_groups(groups), by="identity provider")
+    return user
+
+
 def open_work(user: User) -> list[Work]:
     """What `user` is answerable for now: exceptions they own as control owner (not ended),
     open implementation tasks, open conditions, and customer accounts they own."""
     from waiverdesk.core.lifecycle import IN_FORCE, OPEN
     from waiverdesk.waivers.models import Condition, Task, Waiver
-
-    from .models import Customer
 
     work = [
         Work(

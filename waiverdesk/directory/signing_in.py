@@ -12,6 +12,8 @@ from axes.signals import user_locked_out
 from confusable_homoglyphs import confusables
 from django.conf import settings
 from django.contrib.auth import signals
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.backends import ModelBackend
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.dispatch import receiver
@@ -123,3 +125,39 @@ def _locked(sender, request, username, ip_address, **kwargs) -> None:
     name = normal(username or "")
     audit.refusal(name or "anonymous", "user.locked_out", "user", name or "anonymous",
                   {"address": ip_address or ""}, window=timedelta(minutes=1))  # fmt: skip
+
+
+class PasswordBackend(ModelBackend):
+    """Django's password sign-in, turned off by WAIVERDESK_OIDC_ONLY=1 for everyone but the
+    break-glass account (every door that checks a password comes through here)."""
+
+    def authenticate(self, request, username=None, password=None, **kwargs):
+        if settings.OIDC_ONLY and normal(username or "") != settings.BREAK_GLASS_USER:
+            return None
+        return super().authenticate(request, username=username, password=password, **kwargs)
+
+
+class SignIn(auth_views.LoginView):
+    """The sign-in page: the company account first when single sign-on is configured, and
+    the password form (for the break-glass account alone under WAIVERDESK_OIDC_ONLY)."""
+
+    template_name = "sign_in.html"
+
+    def get_context_data(self, **kwargs):
+        from . import oidc
+
+        return {**super().get_context_data(**kwargs), "sso": oidc.configured(),
+                "oidc_only": settings.OIDC_ONLY}  # fmt: skip
+
+
+class SignOut(auth_views.LogoutView):
+    """Sign-out ends the session here and, where the provider offers it, the provider's."""
+
+    next_page = "sign-in"
+
+    def post(self, request, *args, **kwargs):
+        from . import oidc
+
+        id_token = request.session.get("oidc_id_token", "")
+        response = super().post(request, *args, **kwargs)
+        return oidc.sign_out_at_provider(request, id_token) or response
