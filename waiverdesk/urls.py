@@ -6,7 +6,7 @@ from waiverdesk.api import views as tokens
 from waiverdesk.api.api import api
 from waiverdesk.audit import views as audit
 from waiverdesk.billing import views as billing
-from waiverdesk.directory import oidc, signing_in
+from waiverdesk.directory import oidc, passwords, people_pages, scim, signing_in
 from waiverdesk.directory import views as directory
 from waiverdesk.governance import views as governance
 from waiverdesk.insight import views as insight
@@ -33,6 +33,28 @@ urlpatterns = [
     path("sign-out/", signing_in.SignOut.as_view(), name="sign-out"),
     path("oidc/authenticate/", oidc.authenticate, name="oidc-authenticate"),
     path("oidc/callback/", oidc.callback, name="oidc-callback"),
+    path("password/", passwords.change, name="password-change"),
+    path("password/reset/", passwords.reset, name="password-reset"),
+    path(
+        "password/reset/<str:uid>/<str:token>/",
+        passwords.reset_confirm,
+        name="password-reset-confirm",
+    ),  # fmt: skip
+    path("people/", people_pages.people_list, name="people"),
+    path("people/<str:username>/", people_pages.person_page, name="person"),
+    path("people/<str:username>/change", people_pages.person_change, name="person-change"),
+    path("scim/v2/Users", scim.users, name="scim-users"),
+    path("scim/v2/Users/<str:pk>", scim.users, name="scim-user"),
+    path("scim/v2/Groups", scim.groups, name="scim-groups"),
+    path("scim/v2/Groups/<str:pk>", scim.groups, name="scim-group"),
+    path("scim/v2/ServiceProviderConfig", scim.service_provider_config, name="scim-config"),
+    path("scim/v2/ResourceTypes", scim.resource_types, name="scim-resource-types"),
+    path("scim/v2/ResourceTypes/<str:name>", scim.resource_types, name="scim-resource-type"),
+    path("scim/v2/Schemas", scim.schemas, name="scim-schemas"),
+    path("scim/v2/Schemas/<str:urn>", scim.schemas, name="scim-schema"),
+    path("scim/v2/.search", scim.search_all, name="scim-search"),
+    path("scim/v2/<path:rest>", scim.unknown, name="scim-unknown"),
+    path("scim/v2/", scim.unknown, name="scim-root"),
     path("requests/", lists.my_requests, name="my-requests"),
     path("requests/all/", lists.all_requests, name="all-requests"),
     path("requests/decide", lists.decide_many, name="decide-many"),

@@ -104,6 +104,7 @@ def navigation(request: HttpRequest) -> dict:
             "dashboard": sees_dashboard(user),
             "governance": sees_governance(user),
             "billing": bool(roles & {"finance", "auditor", "admin"}),
+            "people": "admin" in roles,
         },
         "inbox_count": decidable_count(user) if deciding else 0,
     }

@@ -10,6 +10,7 @@ class ApiToken(models.Model):
         WRITE = "write"
         DECIDE = "decide"
         ADMIN = "admin"
+        SCIM = "scim"  # provisioning people from the company's directory (/scim/v2/)
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"

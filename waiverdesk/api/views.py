@@ -23,7 +23,8 @@ from .models import ApiToken
 def tokens(request: HttpRequest):
     """The user's tokens; a POST creates one and shows it, this once."""
     user = request.user
-    scopes = [s for s in services.SCOPES if s != "admin" or "admin" in roles_of(user)]
+    admin = "admin" in roles_of(user)  # the admin and scim scopes act only for admins
+    scopes = [s for s in services.SCOPES if admin or s not in ("admin", "scim")]
     context: dict = {"scopes": scopes, "problems": []}
     if request.method == "POST":
         expires = request.POST.get("expires", "").strip()

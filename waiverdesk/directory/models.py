@@ -91,6 +91,20 @@ class Profile(models.Model):
     time_zone = models.CharField(
         max_length=64, blank=True, help_text="An IANA zone: Europe/Berlin."
     )
+    scim_external_id = models.CharField(
+        max_length=255, blank=True, help_text="The provisioning client's id for this person."
+    )
+    scim_attributes = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="What the provisioning client says of this person "
+        "beyond the user's own fields: display name, email addresses.",
+    )
+    scim_removed = models.BooleanField(
+        default=False,
+        help_text="Deleted by the provisioning client: deactivated and no longer listed to "
+        "it (the person stays, for the trail).",
+    )
     idp_subject = models.CharField(
         max_length=255,
         null=True,
@@ -101,3 +115,20 @@ class Profile(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id}: {self.locale or '-'} {self.time_zone or '-'}"
+
+
+class ProvisionedGroup(models.Model):
+    """A group of the company's directory, provisioned over SCIM: its members hold the roles
+    that WAIVERDESK_OIDC_ROLE_MAP gives the group's name."""
+
+    display_name = models.CharField(max_length=255, unique=True)
+    external_id = models.CharField(max_length=255, blank=True)
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="provisioned_groups")
+    member_names = models.JSONField(
+        default=dict, blank=True, help_text="How the directory names each member (by user id)."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.display_name

@@ -28,6 +28,7 @@ class Work:
     kind: str  # "control", "task", "condition", "account"
     ref: str  # the request's reference, or the customer's id
     what: str  # in words
+    pk: int | None = None  # the task's or condition's own id
 
     def __str__(self) -> str:
         return f"{self.ref}: {self.what}"
@@ -144,12 +145,12 @@ def open_work(user: User) -> list[Work]:
         )
     ]
     work += [
-        Work("task", t.waiver.reference, f"task: {t.title}")
+        Work("task", t.waiver.reference, f"task: {t.title}", t.pk)
         for t in Task.objects.filter(owner=user, status=Task.State.OPEN)
         .select_related("waiver").order_by("waiver__reference", "id")
     ]  # fmt: skip
     work += [
-        Work("condition", c.waiver.reference, f"condition due {c.due.isoformat()}: {c.text}")
+        Work("condition", c.waiver.reference, f"condition due {c.due.isoformat()}: {c.text}", c.pk)
         for c in Condition.objects.filter(owner=user, status=Condition.State.OPEN)
         .select_related("waiver").order_by("due", "id")
     ]  # fmt: skip
@@ -223,3 +224,131 @@ def describe(user: User) -> str:
     """One line for the command line: name, roles, and whether they may sign in."""
     roles = ", ".join(sorted(roles_of(user))) or "-"
     return f"{user.username:20} {roles}{'' if user.is_active else '  (deactivated)'}"
+
+
+def provision(
+    user: User | None,
+    username: str,
+    email: str,
+    given_name: str,
+    family_name: str,
+    external_id: str,
+    attributes: dict,
+    by: str,
+) -> User:
+    """Create (`user` None) or change a person as the company's directory describes them;
+    `attributes` are what it says beyond the user's own fields (kept as said). A rename may
+    not take another person's name."""
+    if user is None:
+        user = add_user(username, [], email, by=by)
+    elif normal(username) != user.username:
+        check = normal(username)
+        if User.objects.filter(username=check).exclude(pk=user.pk).exists():
+            raise Invalid([Problem("userName", "taken", f"a user named {check} exists")])
+        User.objects.filter(pk=user.pk).update(username=check)
+        audit.append(by, "user.renamed", user, {"from": user.username, "to": check},
+                     object_ref=check)  # fmt: skip
+        user.username = check
+    changed = {"email": email, "first_name": given_name[:150], "last_name": family_name[:150]}
+    if any(getattr(user, k) != v for k, v in changed.items()):
+        User.objects.filter(pk=user.pk).update(**changed)
+        for key, value in changed.items():
+            setattr(user, key, value)
+    Profile.objects.update_or_create(
+        user=user,
+        defaults={
+            "scim_external_id": external_id,
+            "scim_attributes": attributes,
+            "scim_removed": False,
+        },
+    )
+    return user
+
+
+def remove_provisioned(username: str, by: str) -> None:
+    """The directory deleted the person: deactivated (sessions and tokens ended, work named
+    to the admins), out of its groups and no longer listed to it; kept here for the trail."""
+    user = person(username)
+    deactivate(username, by=by, reason="removed from the directory")
+    for group in user.provisioned_groups.all():
+        group.members.remove(user)
+    follow_roles(user, set(), by=by)
+    Profile.objects.update_or_create(user=user, defaults={"scim_removed": True})
+    audit.append(by, "user.deprovisioned", user, {"username": username}, object_ref=username)
+
+
+def provision_group(group, display_name: str, external_id: str, members: list[User], by: str):
+    """Create or change a directory group; every person who joins or leaves it gets the
+    roles their groups now give."""
+    from .models import ProvisionedGroup
+
+    before = set(group.members.all()) if group is not None else set()
+    if group is None:
+        group = ProvisionedGroup.objects.create(display_name=display_name, external_id=external_id)
+    else:
+        group.display_name, group.external_id = display_name, external_id
+        group.save()
+    group.members.set(members)
+    audit.append(by, "group.provisioned", group,
+                 {"group": display_name, "members": sorted(u.username for u in members)},
+                 object_type="group", object_ref=display_name)  # fmt: skip
+    for user in before | set(members):
+        _roles_from_directory(user, by)
+    return group
+
+
+def remove_group(group, by: str) -> None:
+    members = list(group.members.all())
+    name = group.display_name
+    group.delete()
+    audit.append(by, "group.removed", None, {"group": name}, object_type="group",
+                 object_ref=name)  # fmt: skip
+    for user in members:
+        _roles_from_directory(user, by)
+
+
+def _roles_from_directory(user: User, by: str) -> None:
+    groups = list(user.provisioned_groups.values_list("display_name", flat=True))
+    follow_roles(user, roles_for_groups(groups), by=by)
+
+
+def hand_over(username: str, to: str, by: str) -> tuple[list[Work], list[tuple[Work, str]]]:
+    """Give what `username` is answerable for to `to`: each item in its own transaction with
+    its audit entry, each checked as if `to` were chosen for it now (a control owner fit for
+    the request, a customer's new account owner through the customer's own change). Returns
+    (handed over, refused with why)."""
+    leaving, taking = person(username), person(to)
+    if leaving == taking:
+        raise Invalid([Problem("to", "same_person", "choose someone else to hand over to")])
+    if not taking.is_active:
+        raise Invalid([Problem("to", "inactive", f"{to} is deactivated")])
+    done, refused = [], []
+    for work in open_work(leaving):
+        try:
+            with transaction.atomic():
+                _hand_over_one(work, leaving, taking, by)
+            done.append(work)
+        except (Denied, Invalid) as exc:
+            refused.append((work, str(exc)))
+    return done, refused
+
+
+def _hand_over_one(work: Work, leaving: User, taking: User, by: str) -> None:
+    from waiverdesk.waivers.models import Condition, Task, Waiver
+    from waiverdesk.waivers.services.separation import require_fit_control_owner
+
+    from .services import update_customer
+
+    if work.kind == "account":
+        update_customer(work.ref, {"account_owner": taking.username}, by=by)
+        return
+    waiver = Waiver.objects.select_for_update().get(reference=work.ref)
+    if work.kind == "control":
+        waiver.control_owner = taking
+        require_fit_control_owner(waiver, tuple(waiver.current_route()))
+        waiver.save(update_fields=["control_owner"])
+    else:
+        model = Task if work.kind == "task" else Condition
+        model.objects.filter(pk=work.pk, owner=leaving).update(owner=taking)
+    audit.append(by, "work.handed_over", waiver,
+                 {"what": work.what, "from": leaving.username, "to": taking.username})  # fmt: skip

@@ -66,6 +66,8 @@ def expected(page: str, who: str) -> int:
         return 200 if who == "adam" else 403
     if page == "governance":
         return 200 if who in ("olga", "audrey", "adam") else 403
+    if page in ("people", "a person"):
+        return 200 if who == "adam" else 403
     return 200
 
 
@@ -86,6 +88,8 @@ PAGES = {
     "governance": "/governance/",
     "metrics": "/metrics/",
     "policy replay": "/policy/replay/",
+    "people": "/people/",
+    "a person": "/people/olga/",
 }
 
 

@@ -11,9 +11,12 @@ from django.core.management import CommandError, call_command
 
 from waiverdesk.api import services as tokens
 from waiverdesk.audit.models import AuditEntry
+from waiverdesk.directory import services as directory
+from waiverdesk.directory.models import Customer
 from waiverdesk.notifications.models import Message
 from waiverdesk.testing import NOW, client_for, request_body
 from waiverdesk.waivers import services
+from waiverdesk.waivers.models import Waiver
 
 
 def run(*args) -> str:
@@ -77,3 +80,54 @@ def test_a_deactivated_person_is_out_at_the_next_request_and_their_work_is_named
     assert client_for("olga").get("/settings/").status_code == 200
     assert client_for("anonymous").get("/api/v1/waivers", **api).status_code == 401  # stays
     assert AuditEntry.objects.filter(action="user.reactivated", object_ref="olga").exists()
+
+
+def test_an_admin_changes_roles_and_offboards_a_control_owner_in_the_browser_pages(world):
+    waiver = services.create(request_body(submit=True), world["rita"], now=NOW)
+    adam = client_for("adam")
+    listed = adam.get("/people/?q=olg").content.decode()
+    assert 'href="/people/olga/"' in listed and "1 person found" in listed
+    page = adam.get("/people/olga/").content.decode()
+    work = page.split('id="work"')[1].split("</ul>")[0]
+    assert waiver.reference in work and "control owner" in work
+
+    adam.post("/people/mona/change", {"action": "roles", "roles": ["sales_manager", "deal_desk"]})
+    assert roles("mona") == {"sales_manager", "deal_desk"}
+    assert AuditEntry.objects.filter(action="user.roles_changed", actor="adam").exists()
+    answer = adam.post("/people/mona/change", {"action": "roles", "roles": ["wizard"]},
+                       follow=True)  # fmt: skip
+    assert "no role named wizard" in answer.content.decode()
+    assert roles("mona") == {"sales_manager", "deal_desk"}
+
+    done = adam.post("/people/olga/change", {"action": "deactivate", "reason": "left"},
+                     follow=True).content.decode()  # fmt: skip
+    assert "olga may no longer sign in" in done and "1 item(s) to hand over" in done
+    assert not User.objects.get(username="olga").is_active
+    refused = adam.post("/people/adam/change", {"action": "deactivate"}, follow=True)
+    assert refused.status_code == 403 and User.objects.get(username="adam").is_active
+    assert (
+        client_for("rita").post("/people/olga/change", {"action": "reactivate"}).status_code == 403
+    )
+    adam.post("/people/olga/change", {"action": "reactivate"})
+    assert User.objects.get(username="olga").is_active
+
+
+def test_an_admin_hands_a_leavers_work_over_each_item_checked_and_audited(world):
+    directory.add_user("otto", ["control_owner"])
+    waiver = services.create(request_body(submit=True), world["rita"], now=NOW)
+    adam = client_for("adam")
+    # rita may not take over a control of her own request: refused, and said why.
+    said = adam.post("/people/olga/change", {"action": "hand_over", "to": "rita"},
+                     follow=True).content.decode()  # fmt: skip
+    assert f"{waiver.reference} was not handed over" in said
+    assert Waiver.objects.get(pk=waiver.pk).control_owner.username == "olga"
+    said = adam.post("/people/olga/change", {"action": "hand_over", "to": "otto"},
+                     follow=True).content.decode()  # fmt: skip
+    assert "Handed over to otto" in said
+    assert Waiver.objects.get(pk=waiver.pk).control_owner.username == "otto"
+    entry = AuditEntry.objects.filter(action="work.handed_over").latest("seq")
+    assert entry.actor == "adam" and entry.object_ref == waiver.reference
+    # mark's customer account goes through the customer's own change (audited there).
+    adam.post("/people/mark/change", {"action": "hand_over", "to": "mona"})
+    assert Customer.objects.get(external_id="ACME-001").account_owner.username == "mona"
+    assert "answerable for nothing open" in adam.get("/people/mark/").content.decode()

@@ -109,6 +109,9 @@ services.attach(made["evidence"], who["rita"], "forecast.csv", b"month,seats\\n1
                 "text/csv", "usage_forecast")
 services.decide(made["notice"], who["mona"], "approve", conditions=wanted["conditions"])
 directory.update_customer("PIEDPIPER-012", {"contact_email": "it@piedpiper.test"})
+directory.add_user("cora", ["control_owner"])  # leaves in the admin's journey
+made["leaving"] = services.create({**wanted["leaving"], "control_owner": "cora"},
+                                  who["rita"]).reference
 print(json.dumps(made))
 """
 
@@ -125,6 +128,7 @@ def filed(served_shared) -> dict[str, str]:
                 ["STARK-005", "WAYNE-006", "WONKA-007", "TYRELL-008", "INITECH-003"])},
             "notice": ("rita", body("PIEDPIPER-012", 25)),
         },
+        "leaving": body("HOOLI-011", 26),
         "conditions": [
             {"text": "Check the margin with finance", "owner": "olga", "due": due},
             {"text": "Report seat use monthly", "owner": "olga", "due": due,
@@ -259,3 +263,21 @@ def test_the_customer_notice_preview_keeps_internal_conditions_inside(person, fi
     rita.get_by_role("button", name=re.compile("Send to")).click()
     expect(rita.locator(".messages")).to_contain_text("legal@piedpiper.test")
     expect(rita.locator("#h-sent")).to_be_visible()
+
+
+def test_adam_offboards_a_control_owner_and_hands_her_exceptions_to_olga(person, filed):
+    adam = person("adam")
+    adam.get_by_role("link", name="People").click()
+    adam.get_by_label("Search").fill("cora")
+    adam.get_by_role("button", name="Search").click()
+    adam.get_by_role("link", name="cora").click()
+    expect(adam.locator("#work")).to_contain_text(filed["leaving"])
+    adam.get_by_label("Hand all of it over to").select_option("olga")
+    adam.get_by_role("button", name="Hand over").click()
+    expect(adam.locator(".messages")).to_contain_text("Handed over to olga")
+    expect(adam.get_by_text("cora is answerable for nothing open")).to_be_visible()
+    adam.get_by_label("Why").fill("left the company")
+    adam.get_by_role("button", name="Deactivate").click()
+    expect(adam.get_by_role("heading", name="cora (deactivated)")).to_be_visible()
+    adam.goto(f"/requests/{filed['leaving']}/")
+    expect(adam.locator("main")).to_contain_text("olga")

@@ -159,10 +159,13 @@ class WaiverLife(RuleBasedStateMachine):
     def edit(self, ref, seats, by_admin):
         who = "adam" if by_admin else self.requester[ref]
         under_review = Waiver.objects.get(reference=ref).status in UNDER_REVIEW
+        edited = AuditEntry.objects.filter(action="waiver.edited", object_ref=ref)
+        before = edited.count()
         with contextlib.suppress(Denied, Invalid):
             services.edit(ref, self.people[who], {"scope": {"seats": seats}}, now=self.now)
             waiver = Waiver.objects.get(reference=ref)
-            self.edits[ref][who] = waiver.round + (not under_review)
+            if edited.count() > before:  # the same seats again changes nothing: no stake
+                self.edits[ref][who] = waiver.round + (not under_review)
 
     @rule(ref=waivers, who=st.sampled_from(APPROVERS), checks=st.booleans())
     def approve_as_anyone(self, ref, who, checks):
