@@ -6,7 +6,14 @@ from waiverdesk.api import views as tokens
 from waiverdesk.api.api import api
 from waiverdesk.audit import views as audit
 from waiverdesk.billing import views as billing
-from waiverdesk.directory import oidc, passwords, people_pages, scim, signing_in
+from waiverdesk.directory import (
+    oidc,
+    passwords,
+    people_pages,
+    reference_pages,
+    scim,
+    signing_in,
+)
 from waiverdesk.directory import views as directory
 from waiverdesk.governance import views as governance
 from waiverdesk.insight import views as insight
@@ -14,6 +21,7 @@ from waiverdesk.notifications import views as notifications
 from waiverdesk.policies import views as policy
 from waiverdesk.waivers import lists
 from waiverdesk.waivers import views as waivers
+from waiverdesk.webhooks import views as webhooks
 
 
 def openapi(request):
@@ -40,6 +48,12 @@ urlpatterns = [
         passwords.reset_confirm,
         name="password-reset-confirm",
     ),  # fmt: skip
+    path("manage/customers/", reference_pages.customers, name="customers-admin"),
+    path("manage/customers/<str:external_id>/", reference_pages.customer, name="customer-admin"),
+    path("manage/products/", reference_pages.products, name="products-admin"),
+    path("manage/rates/", reference_pages.exchange_rates, name="rates-admin"),
+    path("manage/webhooks/", webhooks.webhooks, name="webhooks-admin"),
+    path("manage/webhooks/<int:pk>/disable", webhooks.disable, name="webhook-disable"),
     path("people/", people_pages.people_list, name="people"),
     path("people/<str:username>/", people_pages.person_page, name="person"),
     path("people/<str:username>/change", people_pages.person_change, name="person-change"),

@@ -21,7 +21,7 @@ from joserfc.errors import JoseError
 
 from waiverdesk.core.errors import Denied, Invalid
 
-from . import people
+from . import provisioning
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ def callback(request: HttpRequest) -> HttpResponse:
         log.warning("sign-in with the identity provider refused: %r", exc)
         return _refused(request, NOT_VERIFIED, 400)
     try:
-        user = people.from_identity_provider(
+        user = provisioning.from_identity_provider(
             subject=claims["sub"],
             username=_username(claims),
             email=claims.get("email") or "",

@@ -53,7 +53,7 @@ from scim2_models.urn import URN
 from waiverdesk.api import services as tokens
 from waiverdesk.core.errors import Denied, Invalid
 
-from . import people
+from . import people, provisioning
 from .models import Profile, ProvisionedGroup
 from .services import roles_of
 
@@ -213,7 +213,7 @@ def _apply_user(user: User | None, resource: Person) -> User:
     """Create or change the person `resource` describes, through `people`."""
     emails = [e.model_dump(exclude_none=True) for e in resource.emails or []]
     primary = next((e["value"] for e in emails if e.get("primary")), None)
-    user = people.provision(
+    user = provisioning.provision(
         user,
         username=resource.user_name,
         email=primary or next((e.get("value") for e in emails), "") or "",
@@ -292,7 +292,7 @@ def _apply_group(group: ProvisionedGroup | None, resource: Group) -> Provisioned
         if user is None:
             raise InvalidValueException(detail=f"members: no user {member.value}")
         members.append(user)
-    group = people.provision_group(
+    group = provisioning.provision_group(
         group, resource.display_name, resource.external_id or "", members, by="scim"
     )
     group.member_names = {str(m.value): m.display for m in resource.members or [] if m.display}
@@ -326,11 +326,11 @@ def _taken_group(resource: Group) -> str:
 PEOPLE = Kind(
     Person, _listed_people, _person, _user_resource,
     lambda user, r: _apply_user(user or User.objects.filter(username=r.user_name).first(), r),
-    lambda user: people.remove_provisioned(user.username, by="scim"), _taken_name,
+    lambda user: provisioning.remove_provisioned(user.username, by="scim"), _taken_name,
 )  # fmt: skip
 GROUPS = Kind(
     Group, lambda: ProvisionedGroup.objects.order_by("pk"), _group, _group_resource,
-    _apply_group, lambda group: people.remove_group(group, by="scim"), _taken_group,
+    _apply_group, lambda group: provisioning.remove_group(group, by="scim"), _taken_group,
 )  # fmt: skip
 
 

@@ -66,7 +66,7 @@ def expected(page: str, who: str) -> int:
         return 200 if who == "adam" else 403
     if page == "governance":
         return 200 if who in ("olga", "audrey", "adam") else 403
-    if page in ("people", "a person"):
+    if page in ("people", "a person", "customers", "a customer", "products", "webhooks", "rates"):
         return 200 if who == "adam" else 403
     return 200
 
@@ -90,6 +90,11 @@ PAGES = {
     "policy replay": "/policy/replay/",
     "people": "/people/",
     "a person": "/people/olga/",
+    "customers": "/manage/customers/",
+    "a customer": "/manage/customers/ACME-001/",
+    "products": "/manage/products/",
+    "webhooks": "/manage/webhooks/",
+    "rates": "/manage/rates/",
 }
 
 

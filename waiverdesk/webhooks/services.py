@@ -25,6 +25,7 @@ from waiverdesk import clock
 from waiverdesk.audit import services as audit
 from waiverdesk.core.errors import Invalid, Problem
 from waiverdesk.notifications.events import require_known
+from waiverdesk.notifications.models import Message
 
 from .models import Webhook
 
@@ -242,4 +243,21 @@ def register(url: str, events: list[str], by: User, now: datetime | None = None)
         audit.append(
             by.username, "webhook.registered", hook, {"url": url, "events": hook.events}, at=now
         )
+    return hook
+
+
+def disable(hook: Webhook, by: User, reason: str = "", now: datetime | None = None) -> Webhook:
+    """Stop sending to an endpoint (what is queued for it is not sent; registering it again
+    gives it a new secret). Audited; disabling one already disabled records nothing."""
+    now = now or clock.now()
+    reason = (reason or f"disabled by {by.username}")[:200]
+    with transaction.atomic():
+        live = Webhook.objects.filter(pk=hook.pk, active=True)
+        if live.update(active=False, disabled_reason=reason):
+            hook.active, hook.disabled_reason = False, reason
+            dropped = Message.objects.filter(webhook=hook, state=Message.State.PENDING).update(
+                state=Message.State.DEAD, last_error="not sent: the endpoint was disabled"
+            )
+            said = {"url": hook.url, "reason": reason, "not_sent": dropped}
+            audit.append(by.username, "webhook.disabled", hook, said, at=now)
     return hook
