@@ -11,6 +11,7 @@ from django.http import HttpRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from waiverdesk.api import services as tokens
 from waiverdesk.api.models import ApiToken
 from waiverdesk.core.errors import Denied, Invalid
 from waiverdesk.web import page
@@ -82,6 +83,12 @@ def person_change(request: HttpRequest, username: str):
                                  + "; ".join(str(w) for w in done))  # fmt: skip
             for work, why in refused:
                 messages.error(request, f"{work.ref} was not handed over: {why}")
+        elif action == "revoke_token":
+            number = request.POST.get("token", "")
+            token = get_object_or_404(ApiToken, pk=int(number) if number.isdigit() else 0,
+                                      user=user)  # fmt: skip
+            tokens.revoke(token, by=by)
+            messages.success(request, f"Token {token.prefix}… of {username} is revoked")
         elif action == "reactivate":
             people.reactivate(username, by=by)
             messages.success(request, f"{username} may sign in again")

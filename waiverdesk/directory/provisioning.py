@@ -15,7 +15,7 @@ from waiverdesk.core.errors import Denied, Invalid, Problem
 
 from .models import Profile, ProvisionedGroup
 from .people import deactivate, follow_roles, person
-from .services import add_user, known_roles
+from .services import add_user, known_roles, too_long
 from .signing_in import normal
 
 
@@ -79,6 +79,11 @@ def provision(
     """Create (`user` None) or change a person as the company's directory describes them;
     `attributes` are what it says beyond the user's own fields (kept as said). A rename may
     not take another person's name."""
+    labels = {"username": "userName", "email": "emails", "scim_external_id": "externalId"}
+    problems = too_long(User, {"username": username, "email": email}, labels) + too_long(
+        Profile, {"scim_external_id": external_id}, labels)  # fmt: skip
+    if problems:
+        raise Invalid(problems)
     if user is None:
         user = add_user(username, [], email, by=by)
     elif normal(username) != user.username:
@@ -120,6 +125,11 @@ def remove_provisioned(username: str, by: str) -> None:
 def provision_group(group, display_name: str, external_id: str, members: list[User], by: str):
     """Create or change a directory group; every person who joins or leaves it gets the
     roles their groups now give."""
+    given = {"display_name": display_name, "external_id": external_id}
+    labels = {"display_name": "displayName", "external_id": "externalId"}
+    problems = too_long(ProvisionedGroup, given, labels)
+    if problems:
+        raise Invalid(problems)
     before = set(group.members.all()) if group is not None else set()
     if group is None:
         group = ProvisionedGroup.objects.create(display_name=display_name, external_id=external_id)

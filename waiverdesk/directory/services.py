@@ -49,6 +49,7 @@ def add_user(username: str, roles: list[str], email: str = "", by: str = "system
     problems = []
     if not username or not username.replace(".", "").replace("_", "").replace("-", "").isalnum():
         problems.append(Problem("username", "invalid", "use letters, digits, '.', '_' or '-'"))
+    problems += too_long(User, {"username": username, "email": email})
     unknown = sorted(set(roles) - known_roles())
     if unknown:
         problems.append(
@@ -237,6 +238,7 @@ def add_product(
         problems.append(Problem("family", "required", "a product needs its family"))
     if risk_class not in Product.RiskClass.values:
         problems.append(Problem("risk_class", "invalid", "must be low, medium or high"))
+    problems += too_long(Product, {"code": code, "name": name, "family": family})
     if problems:
         raise Invalid(problems)
     with transaction.atomic():
@@ -274,3 +276,13 @@ def set_reading(user: User, locale: str, time_zone: str) -> Profile:
                      {"locale": profile.locale, "time_zone": profile.time_zone},
                      object_ref=user.username)  # fmt: skip
     return profile
+
+
+def too_long(model, values: dict, labels: dict | None = None) -> list[Problem]:
+    """A problem for each value longer than its column holds, named by `labels` (what the
+    caller calls the field) where given."""
+    return [
+        Problem((labels or {}).get(name, name), "too_long", f"at most {limit} characters")
+        for name, value in values.items()
+        if (limit := model._meta.get_field(name).max_length) and len(value or "") > limit
+    ]

@@ -131,3 +131,18 @@ def test_an_admin_hands_a_leavers_work_over_each_item_checked_and_audited(world)
     adam.post("/people/mark/change", {"action": "hand_over", "to": "mona"})
     assert Customer.objects.get(external_id="ACME-001").account_owner.username == "mona"
     assert "answerable for nothing open" in adam.get("/people/mark/").content.decode()
+
+
+def test_an_admin_revokes_one_of_a_persons_tokens_from_their_page(world):
+    token, raw = tokens.create_token(world["olga"], "laptop")
+    adam = client_for("adam")
+    assert f"Revoke {token.prefix}…" in adam.get("/people/olga/").content.decode()
+    adam.post("/people/olga/change", {"action": "revoke_token", "token": token.pk})
+    api = {"HTTP_AUTHORIZATION": f"Bearer {raw}"}
+    assert client_for("anonymous").get("/api/v1/waivers", **api).status_code == 401
+    assert AuditEntry.objects.filter(action="token.revoked", actor="adam").exists()
+    other, _ = tokens.create_token(world["rita"], "hers")  # not olga's: not found on her page
+    wrong = adam.post("/people/olga/change", {"action": "revoke_token", "token": other.pk})
+    assert wrong.status_code == 404
+    assert adam.post("/people/olga/change", {"action": "revoke_token", "token": "x"}
+                     ).status_code == 404  # fmt: skip
