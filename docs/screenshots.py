@@ -89,6 +89,11 @@ def main() -> None:
         audrey.screenshot(path=OUT / "trail.png")
         audrey.goto("/metrics/")
         audrey.screenshot(path=OUT / "metrics.png", full_page=False)
+
+        adam = page_for("adam")
+        adam.set_viewport_size({"width": 1280, "height": 820})
+        adam.goto("/people/olga/")
+        adam.screenshot(path=OUT / "person.png")
         browser.close()
     print(f"screenshots written to {OUT}")
 

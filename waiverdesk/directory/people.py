@@ -89,8 +89,8 @@ def open_work(user: User) -> list[Work]:
         Work(
             "control",
             w.reference,
-            f"control owner of this {w.get_status_display().lower()} request",
-        )  # fmt: skip
+            f"control owner of this {w.status.replace('_', ' ')} request",
+        )
         for w in Waiver.objects.filter(control_owner=user, status__in={*OPEN, *IN_FORCE}).order_by(
             "reference"
         )

@@ -50,9 +50,14 @@ def person_page(request: HttpRequest, username: str):
         "offered": sorted(known_roles()),
         "tokens": ApiToken.objects.filter(user=user),
         "work": people.open_work(user),
-        "provisioned": list(user.provisioned_groups.values_list("display_name", flat=True)),
+        "subject": [part for part in (user.get_full_name(), user.email, _groups_of(user)) if part],
         "others": User.objects.filter(is_active=True).exclude(pk=user.pk).order_by("username"),
     })  # fmt: skip
+
+
+def _groups_of(user: User) -> str:
+    groups = ", ".join(user.provisioned_groups.values_list("display_name", flat=True))
+    return f"directory groups: {groups}" if groups else ""
 
 
 @page
