@@ -101,7 +101,9 @@ def serve_demo(tmp_path: Path):
         database_url = url.rsplit("/", 1)[0] + f"/{scratch}"
     else:
         database_url = f"sqlite:///{tmp_path / 'served.sqlite3'}"
-    app = Served({**os.environ, "WAIVERDESK_DATA_DIR": str(tmp_path), "DATABASE_URL": database_url})
+    # Development mode: the demo's people keep the demo password (see `waiverdesk demo`).
+    app = Served({**os.environ, "WAIVERDESK_DATA_DIR": str(tmp_path), "DATABASE_URL": database_url,
+                  "WAIVERDESK_DEVELOPMENT": "1"})  # fmt: skip
     app.waiverdesk("migrate", "-v0")
     app.waiverdesk("demo")
     with socket.socket() as s:

@@ -28,6 +28,7 @@ def main() -> None:
     env = {
         **os.environ,
         "WAIVERDESK_DATA_DIR": data,
+        "WAIVERDESK_DEVELOPMENT": "1",  # the demo password kept
         "DATABASE_URL": f"sqlite:///{data}/db.sqlite3",
     }
     for words in (["migrate", "-v0"], ["demo"]):

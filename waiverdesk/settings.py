@@ -58,6 +58,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "axes.middleware.AxesMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "waiverdesk.directory.signing_in.password_change_first",
     "waiverdesk.directory.readers.middleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "waiverdesk.waivers.attachments.limit_uploads",

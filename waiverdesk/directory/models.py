@@ -105,6 +105,9 @@ class Profile(models.Model):
         help_text="Deleted by the provisioning client: deactivated and no longer listed to "
         "it (the person stays, for the trail).",
     )
+    must_change_password = models.BooleanField(
+        default=False, help_text="Signed in with a known password (the demo's): choose one first."
+    )
     idp_subject = models.CharField(
         max_length=255,
         null=True,

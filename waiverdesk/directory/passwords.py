@@ -51,10 +51,12 @@ def change(request: HttpRequest):
             else:
                 user.refresh_from_db()
                 update_session_auth_hash(request, user)  # this session stays; others end
+                request.session.pop("must_change_password", None)
                 messages.success(request, "Your password is changed; other sessions ended.")
                 return redirect("settings")
     return render(request, "directory/password.html",
-                  {"problems": problems, "problem_at": {p.field: p.message for p in problems}},
+                  {"problems": problems, "problem_at": {p.field: p.message for p in problems},
+                   "first": request.session.get("must_change_password", False)},
                   status=422 if problems else 200)  # fmt: skip
 
 

@@ -104,6 +104,7 @@ def set_password(username: str, password: str, by: str = "system") -> User:
     with transaction.atomic():
         user.set_password(password)
         user.save(update_fields=["password"])
+        Profile.objects.filter(user=user).update(must_change_password=False)
         audit.append(by, "user.password_set", user, {"username": username}, object_ref=username)
     return user
 

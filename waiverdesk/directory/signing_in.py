@@ -17,10 +17,12 @@ from django.contrib.auth.backends import ModelBackend
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.dispatch import receiver
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 
 from waiverdesk import clock
 from waiverdesk.audit import services as audit
+
+from .models import Profile
 
 
 def normal(username: str) -> str:
@@ -102,6 +104,29 @@ def _record(actor: str, action: str, request, **payload) -> None:
 @receiver(signals.user_logged_in)
 def _signed_in(sender, request, user, **kwargs) -> None:
     _record(user.username, "user.signed_in", request)
+    if (
+        request is not None
+        and Profile.objects.filter(user=user, must_change_password=True).exists()
+    ):
+        request.session["must_change_password"] = True
+
+
+# Where a person who must first choose a password may still go.
+_OPEN_WHILE_CHANGING = ("/password/", "/sign-out/", "/static/", "/api/", "/scim/", "/healthz")
+
+
+def password_change_first(get_response):
+    """Middleware: someone signed in with a password everyone knows (the demo's, outside a
+    sandbox) chooses their own before anything else."""
+
+    def middleware(request):
+        if request.session.get("must_change_password") and not request.path.startswith(
+            _OPEN_WHILE_CHANGING
+        ):
+            return redirect("password-change")
+        return get_response(request)
+
+    return middleware
 
 
 @receiver(signals.user_logged_out)

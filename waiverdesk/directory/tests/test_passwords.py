@@ -2,14 +2,19 @@
 emailed link that never says whether an address is known; every new password checked and
 audited; none under WAIVERDESK_OIDC_ONLY but the break-glass account's."""
 
+import io
 import re
 
 from django.contrib.auth.models import User
+from django.core.management import call_command
+from django.test import Client
 
 from waiverdesk.audit.models import AuditEntry
 from waiverdesk.directory import services as directory
+from waiverdesk.directory.models import Profile
 from waiverdesk.notifications.models import Message
 from waiverdesk.testing import client_for
+from waiverdesk.waivers.management.commands.demo import DEMO_PASSWORD
 
 OLD, NEW = "an old long passphrase", "a brand new passphrase"
 
@@ -54,3 +59,25 @@ def test_with_passwords_turned_off_only_the_break_glass_admin_has_one_to_reset(w
     client_for("anonymous").post("/password/reset/", {"email": "x@vendor.example"})
     assert [m.object_ref for m in Message.objects.filter(event="user.password_reset")] == ["adam"]
     assert "no password here" in client_for("rita").get("/password/").content.decode()
+
+
+def test_outside_a_sandbox_the_demo_password_is_changed_at_first_sign_in(db, settings):
+    settings.SANDBOX = settings.DEVELOPMENT = False
+    call_command("demo", stdout=io.StringIO())
+    browser = Client()
+    signed_in = browser.post("/sign-in/", {"username": "rita", "password": DEMO_PASSWORD})
+    assert signed_in.status_code == 302
+    assert browser.get("/requests/")["Location"] == "/password/"
+    page = browser.get("/password/").content.decode()
+    assert "choose your own before going on" in page
+    browser.post("/password/", {"current": DEMO_PASSWORD, "new": NEW, "again": NEW})
+    assert browser.get("/requests/").status_code == 200
+    assert not Profile.objects.get(user__username="rita").must_change_password
+
+
+def test_in_development_mode_the_demo_password_stays(db, settings):
+    settings.DEVELOPMENT = True
+    call_command("demo", stdout=io.StringIO())
+    browser = Client()
+    browser.post("/sign-in/", {"username": "rita", "password": DEMO_PASSWORD})
+    assert browser.get("/requests/").status_code == 200

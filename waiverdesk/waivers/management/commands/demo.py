@@ -11,7 +11,7 @@ from django.db import transaction
 from waiverdesk import clock
 from waiverdesk.commands import ActionCommand
 from waiverdesk.directory import services as directory
-from waiverdesk.directory.models import Customer
+from waiverdesk.directory.models import Customer, Profile
 from waiverdesk.governance import reviews
 from waiverdesk.policies import services as policies
 from waiverdesk.policies.models import PolicyVersion
@@ -90,6 +90,10 @@ class Command(ActionCommand):
             directory.add_user(name, roles, f"{name}@example.com")
         # Everyone signs in to the web UI with the same demo password (hashed once).
         User.objects.filter(username__in=PEOPLE).update(password=make_password(DEMO_PASSWORD))
+        # Outside a sandbox or `make run`, a password everyone knows is changed at first use.
+        forced = not (settings.SANDBOX or settings.DEVELOPMENT)
+        for user in User.objects.filter(username__in=PEOPLE):
+            Profile.objects.update_or_create(user=user, defaults={"must_change_password": forced})
         for code, name, family, risk in PRODUCTS:
             directory.add_product(code, name, family, risk)
         known = set(Customer.objects.values_list("external_id", flat=True))
@@ -103,7 +107,9 @@ class Command(ActionCommand):
             for s in Waiver.objects.values_list("status", flat=True).distinct()
         }
         self.stdout.write(f"demo data loaded: {Waiver.objects.count()} requests " + str(counts))
-        self.stdout.write(f"sign in as any demo person (rita, mona, dana…) with '{DEMO_PASSWORD}'")
+        self.stdout.write(f"sign in as any demo person (rita, mona, dana…) with '{DEMO_PASSWORD}'"
+                          + ("; each chooses their own password at first sign-in" if forced
+                             else ""))  # fmt: skip
 
     @transaction.atomic
     def requests(self, now: datetime) -> None:
