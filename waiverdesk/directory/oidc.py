@@ -103,9 +103,9 @@ def callback(request: HttpRequest) -> HttpResponse:
         return _refused(request, NOT_VERIFIED, 400)
     try:
         user = provisioning.from_identity_provider(
-            subject=claims["sub"],
+            subject=str(claims["sub"]),
             username=_username(claims),
-            email=claims.get("email") or "",
+            email=str(claims.get("email") or ""),
             groups=_groups(claims),
         )
     except (Denied, Invalid) as exc:

@@ -19,11 +19,11 @@ from .services import add_user, known_roles, too_long
 from .signing_in import normal
 
 
-def role_map(text: str | None = None) -> dict[str, set[str]]:
+def role_map() -> dict[str, set[str]]:
     """The identity provider's groups and the roles each gives, from "group=role,…" (the
     setting WAIVERDESK_OIDC_ROLE_MAP; several groups may give one role, a group several)."""
     found: dict[str, set[str]] = {}
-    for pair in (settings.OIDC_ROLE_MAP if text is None else text).split(","):
+    for pair in settings.OIDC_ROLE_MAP.split(","):
         group, _, role = pair.partition("=")
         if group.strip() and role.strip():
             found.setdefault(group.strip(), set()).add(role.strip())
@@ -59,7 +59,7 @@ def from_identity_provider(subject: str, username: str, email: str, groups: list
                          object_ref=user.username)  # fmt: skip
         if not user.is_active:
             raise Denied("deactivated", "your account here is deactivated; ask an admin")
-        if email and user.email != email:
+        if email and user.email != email and not too_long(User, {"email": email}):
             User.objects.filter(pk=user.pk).update(email=email)
             user.email = email
         follow_roles(user, roles_for_groups(groups), by="identity provider")

@@ -54,7 +54,7 @@ from waiverdesk.api import services as tokens
 from waiverdesk.core.errors import Denied, Invalid
 
 from . import people, provisioning
-from .models import Profile, ProvisionedGroup
+from .models import ProvisionedGroup
 from .services import roles_of
 
 
@@ -151,22 +151,20 @@ def _body(request: HttpRequest) -> dict:
 
 
 def _user_resource(request: HttpRequest, user: User) -> Person:
-    profile = Profile.objects.filter(user=user).first()
+    profile = getattr(user, "profile", None)  # read with the user (_listed_people)
     said = profile.scim_attributes if profile else {}
-    groups = user.provisioned_groups.order_by("display_name")
-    emails = said.get("emails") or (
-        [{"value": user.email, "primary": True}] if user.email else None
-    )
+    groups = sorted(user.provisioned_groups.all(), key=lambda g: g.display_name)
+    emails = said.get("emails") or ([{"value": user.email, "primary": True}] * bool(user.email))
+    # A client that removed `active` finds it left out (the person stays active).
+    removed = "active" in said and said["active"] is None and user.is_active
     return Person(
         id=str(user.pk),
         external_id=(profile.scim_external_id or None) if profile else None,
         user_name=user.username,
         name=PersonName(given_name=user.first_name or None, family_name=user.last_name or None),
         display_name=said.get("displayName", user.username),
-        emails=[PersonEmail.model_validate(e) for e in emails] if emails else None,
-        active=user.is_active
-        if said.get("active", True) is not None or not user.is_active
-        else None,  # removed by the client: left out, and the person stays active
+        emails=[PersonEmail.model_validate(e) for e in emails] or None,
+        active=None if removed else user.is_active,
         groups=[GroupMembership(value=f"g{g.pk}", display=g.display_name) for g in groups] or None,
         meta=Meta(
             resource_type="User",
@@ -178,7 +176,8 @@ def _user_resource(request: HttpRequest, user: User) -> Person:
 
 
 def _listed_people():
-    return User.objects.exclude(profile__scim_removed=True).order_by("pk")
+    return (User.objects.exclude(profile__scim_removed=True).select_related("profile")
+            .prefetch_related("provisioned_groups").order_by("pk"))  # fmt: skip
 
 
 def _person(pk: str) -> User:
@@ -287,8 +286,8 @@ def _group(pk: str) -> ProvisionedGroup:
 def _apply_group(group: ProvisionedGroup | None, resource: Group) -> ProvisionedGroup:
     members = []
     for member in resource.members or []:
-        user = _listed_people().filter(pk=int(member.value)).first() if str(
-            member.value).isdigit() else None  # fmt: skip
+        value = str(member.value)
+        user = _listed_people().filter(pk=int(value)).first() if value.isdigit() else None
         if user is None:
             raise InvalidValueException(detail=f"members: no user {member.value}")
         members.append(user)
