@@ -120,6 +120,8 @@ def deactivate(username: str, by: str = "system", reason: str = "") -> list[Work
     from waiverdesk.notifications import services as notify
 
     user = person(username)
+    if by == username:
+        raise Denied("self", "you cannot deactivate yourself; ask another admin")
     now = clock.now()
     work = open_work(user)
     with transaction.atomic():

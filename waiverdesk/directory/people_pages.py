@@ -13,7 +13,7 @@ from django.views.decorators.http import require_POST
 
 from waiverdesk.api import services as tokens
 from waiverdesk.api.models import ApiToken
-from waiverdesk.core.errors import Denied, Invalid
+from waiverdesk.core.errors import Invalid
 from waiverdesk.web import page
 
 from . import people
@@ -75,8 +75,6 @@ def person_change(request: HttpRequest, username: str):
             now = ", ".join(sorted(roles_of(people.person(username)))) or "none"
             messages.success(request, f"{username}'s roles are now {now}")
         elif action == "deactivate":
-            if user == request.user:
-                raise Denied("self", "you cannot deactivate yourself")
             left = people.deactivate(username, by=by, reason=request.POST.get("reason", ""))
             handover = f"; {len(left)} item(s) to hand over" if left else ""
             messages.success(request, f"{username} may no longer sign in; their sessions ended "

@@ -15,7 +15,7 @@ from waiverdesk.core.errors import Denied, Invalid, Problem
 
 from .models import Profile, ProvisionedGroup
 from .people import deactivate, follow_roles, person
-from .services import add_user, known_roles, too_long
+from .services import add_user, known_roles, name_problems, too_long
 from .signing_in import normal
 
 
@@ -77,8 +77,8 @@ def provision(
     by: str,
 ) -> User:
     """Create (`user` None) or change a person as the company's directory describes them;
-    `attributes` are what it says beyond the user's own fields (kept as said). A rename may
-    not take another person's name."""
+    `attributes` are what it says beyond the user's own fields (kept as said). A rename is
+    checked as a new name is, and may not take another person's name."""
     labels = {"username": "userName", "email": "emails", "scim_external_id": "externalId"}
     problems = too_long(User, {"username": username, "email": email}, labels) + too_long(
         Profile, {"scim_external_id": external_id}, labels)  # fmt: skip
@@ -90,6 +90,8 @@ def provision(
         check = normal(username)
         if User.objects.filter(username=check).exclude(pk=user.pk).exists():
             raise Invalid([Problem("userName", "taken", f"a user named {check} exists")])
+        if problems := name_problems(check, but=user):  # as a new name is checked
+            raise Invalid(problems)
         User.objects.filter(pk=user.pk).update(username=check)
         audit.append(by, "user.renamed", user, {"from": user.username, "to": check},
                      object_ref=check)  # fmt: skip

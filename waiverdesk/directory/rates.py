@@ -17,6 +17,7 @@ from waiverdesk import clock
 from waiverdesk.audit import services as audit
 from waiverdesk.core import money
 from waiverdesk.core.errors import Invalid, Problem
+from waiverdesk.policies import services as policies
 
 from .models import ExchangeRate
 
@@ -201,3 +202,11 @@ def store(rows: list[Row], by: str, source: str = "") -> dict[str, int]:
             at=now,
         )
     return counts
+
+
+def base_currency() -> str:
+    """The active policy's base currency (EUR before any policy is published)."""
+    try:
+        return policies.compiled(policies.active_version()).document.base_currency
+    except policies.NoActivePolicy:
+        return "EUR"

@@ -14,7 +14,6 @@ from django.shortcuts import get_object_or_404, redirect, render
 
 from waiverdesk import clock
 from waiverdesk.core.errors import Denied, Invalid, Problem
-from waiverdesk.policies import services as policies
 from waiverdesk.waivers.request_form import REGIONS
 from waiverdesk.web import page
 
@@ -137,7 +136,7 @@ def exchange_rates(request: HttpRequest):
                 text = upload.read().decode("utf-8-sig")
             except UnicodeDecodeError:
                 raise Invalid([Problem("file", "not_text", "the file is not UTF-8 text")]) from None
-            rows = rates.read(text, _base_currency())
+            rows = rates.read(text, rates.base_currency())
             counts = rates.store(rows, request.user.username, source=upload.name[:200])
         except Invalid as invalid:
             problems = invalid.problems
@@ -152,12 +151,5 @@ def exchange_rates(request: HttpRequest):
             seen.add((rate.base, rate.currency))
             current.append(rate)
     return render(request, "directory/rates.html", {
-        "rates": current, "today": today, "base": _base_currency(), "problems": problems},
+        "rates": current, "today": today, "base": rates.base_currency(), "problems": problems},
         status=422 if problems else 200)  # fmt: skip
-
-
-def _base_currency() -> str:
-    try:
-        return policies.compiled(policies.active_version()).document.base_currency
-    except policies.NoActivePolicy:
-        return "EUR"

@@ -46,10 +46,7 @@ def add_user(username: str, roles: list[str], email: str = "", by: str = "system
     new name that looks like an existing one (Cyrillic 'а' for Latin 'a', 'Rita' for 'rita')
     is refused."""
     username = signing_in.normal(username)
-    problems = []
-    if not username or not username.replace(".", "").replace("_", "").replace("-", "").isalnum():
-        problems.append(Problem("username", "invalid", "use letters, digits, '.', '_' or '-'"))
-    problems += too_long(User, {"username": username, "email": email})
+    problems = too_long(User, {"email": email})
     unknown = sorted(set(roles) - known_roles())
     if unknown:
         problems.append(
@@ -59,9 +56,8 @@ def add_user(username: str, roles: list[str], email: str = "", by: str = "system
                 f"no role named {', '.join(unknown)}; known: {', '.join(sorted(known_roles()))}",
             )
         )
-    if not problems and (twin := _look_alike(username)):
-        problems.append(Problem("username", "look_alike",
-                                f"'{username}' looks like the existing user '{twin}'"))  # fmt: skip
+    if not User.objects.filter(username=username).exists():  # a new name
+        problems += name_problems(username)
     if problems:
         raise Invalid(problems)
     with transaction.atomic():
@@ -81,15 +77,21 @@ def add_user(username: str, roles: list[str], email: str = "", by: str = "system
     return user
 
 
-def _look_alike(username: str) -> str:
-    """An existing user (other than `username` itself) whose name looks the same, or ""."""
-    if User.objects.filter(username=username).exists():
-        return ""
+def name_problems(username: str, but: User | None = None) -> list[Problem]:
+    """What is wrong with `username` (stored as NFKC) as a new name, or as the new name of
+    `but`: letters, digits, '.', '_' or '-', short enough, and not a look-alike of another
+    person's (Cyrillic 'а' for Latin 'a', 'Rita' for 'rita')."""
+    if not username or not username.replace(".", "").replace("_", "").replace("-", "").isalnum():
+        return [Problem("username", "invalid", "use letters, digits, '.', '_' or '-'")]
+    if problems := too_long(User, {"username": username}):
+        return problems
     shape = signing_in.skeleton(username)
-    for other in User.objects.values_list("username", flat=True).iterator():
+    others = User.objects.exclude(pk=but.pk) if but else User.objects.all()
+    for other in others.values_list("username", flat=True).iterator():
         if signing_in.skeleton(other) == shape:
-            return other
-    return ""
+            return [Problem("username", "look_alike",
+                            f"'{username}' looks like the existing user '{other}'")]  # fmt: skip
+    return []
 
 
 def set_password(username: str, password: str, by: str = "system") -> User:

@@ -4,6 +4,7 @@ nothing half-made (the column limits are PostgreSQL's, so this runs on both engi
 import json
 
 import pytest
+from django.contrib.auth.models import User
 from django.test import Client
 
 from waiverdesk.api import services as tokens
@@ -46,6 +47,9 @@ SCIM = [
     ("get", "Users?startIndex=x", None, "startIndex"),
     ("patch", "Users/{adam}", {"Operations": 5}, "Operations"),
     ("get", "Users/99999999999999999999999", None, "no user"),
+    # A rename is checked as a new name is: letters, and no look-alike of another person.
+    ("put", "Users/{adam}", {"schemas": [USER], "userName": "a b!"}, "use letters"),
+    ("put", "Users/{adam}", {"schemas": [USER], "userName": "Rita"}, "looks like the existing"),
 ]  # fmt: skip
 
 
@@ -62,3 +66,4 @@ def test_scim_refuses_strange_input_with_a_scim_error(world, settings, method, p
     assert 400 <= answer.status_code < 500
     assert said in answer.json()["detail"]
     assert not ProvisionedGroup.objects.exists()
+    assert User.objects.filter(username="adam").exists()  # not renamed

@@ -8,7 +8,6 @@ from waiverdesk import clock
 from waiverdesk.commands import ActionCommand
 from waiverdesk.directory import rates
 from waiverdesk.directory.models import ExchangeRate
-from waiverdesk.policies import services as policies
 
 
 class Command(ActionCommand):
@@ -30,7 +29,7 @@ class Command(ActionCommand):
 
     def do_import(self, file: str, base: str | None, username: str | None, **_) -> None:
         by = self.person(username).username if username else "system"
-        base = (base or self.policy_base()).upper()
+        base = (base or rates.base_currency()).upper()
         rows = rates.read(self.read_text(file), base)
         counts = rates.store(rows, by, source=file if file != "-" else "stdin")
         self.stdout.write(
@@ -52,10 +51,3 @@ class Command(ActionCommand):
                 seen.add((rate.base, rate.currency))
                 self.stdout.write(f"1 {rate.base} = {rate.rate.normalize():f} {rate.currency} "
                                   f"(from {rate.day})")  # fmt: skip
-
-    @staticmethod
-    def policy_base() -> str:
-        try:
-            return policies.compiled(policies.active_version()).document.base_currency
-        except policies.NoActivePolicy:
-            return "EUR"
