@@ -21,7 +21,7 @@ from django.db.backends.signals import connection_created
 
 from waiverdesk.directory import services as directory
 from waiverdesk.policies import services as policies
-from waiverdesk.testing import PEOPLE, serving
+from waiverdesk.testing import NOW, PEOPLE, serving
 
 
 def _may_empty_the_audit_tables(sender, connection, **kwargs):
@@ -53,6 +53,19 @@ def world(db):
     directory.add_customer("ACME-001", "Acme", "EMEA", account_owner="mark")
     directory.add_customer("GLOBEX-002", "Globex", "AMER")
     return people
+
+
+@pytest.fixture
+def mail_and_a_fixed_clock(world, settings):
+    """Everyone in the world has an address (name@example.com), and the workspace's clock
+    reads the day of NOW (a sandbox's), for what reads the time itself (inboxes, links)."""
+    from waiverdesk.worker import clock
+
+    for name, user in world.items():
+        user.email = f"{name}@example.com"
+        user.save(update_fields=["email"])
+    settings.SANDBOX = True
+    clock.set_to(NOW.date())
 
 
 @pytest.fixture
@@ -102,8 +115,11 @@ def serve_demo(tmp_path: Path):
     else:
         database_url = f"sqlite:///{tmp_path / 'served.sqlite3'}"
     # Development mode: the demo's people keep the demo password (see `waiverdesk demo`).
+    # The server and the commands share one secret key, as a deployment's processes do: it
+    # signs the decision links a command's emails carry.
     app = Served({**os.environ, "WAIVERDESK_DATA_DIR": str(tmp_path), "DATABASE_URL": database_url,
-                  "WAIVERDESK_DEVELOPMENT": "1"})  # fmt: skip
+                  "WAIVERDESK_DEVELOPMENT": "1",
+                  "WAIVERDESK_SECRET_KEY": "a-test-key-" + "x" * 50})  # fmt: skip
     app.waiverdesk("migrate", "-v0")
     app.waiverdesk("demo")
     with socket.socket() as s:

@@ -28,8 +28,12 @@ class ActionCommand(BaseCommand):
         raise NotImplementedError
 
     def handle(self, *args: Any, action: str, **options: Any) -> None:
+        self.guarded(getattr(self, f"do_{action.replace('-', '_')}"), **options)
+
+    def guarded(self, do, **options: Any) -> None:
+        """Run `do`, its refusals said as the command line says them (and its exit code)."""
         try:
-            getattr(self, f"do_{action.replace('-', '_')}")(**options)
+            do(**options)
         except Invalid as exc:
             raise CommandError(
                 "refused:\n"

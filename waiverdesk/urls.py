@@ -19,7 +19,7 @@ from waiverdesk.governance import views as governance
 from waiverdesk.insight import views as insight
 from waiverdesk.notifications import views as notifications
 from waiverdesk.policies import views as policy
-from waiverdesk.waivers import lists
+from waiverdesk.waivers import approval_pages, lists
 from waiverdesk.waivers import views as waivers
 from waiverdesk.webhooks import views as webhooks
 
@@ -100,6 +100,9 @@ urlpatterns = [
     path("requests/<str:reference>/<slug:action>", waivers.act, name="act"),
     path("implementation/", waivers.implementation, name="implementation"),
     path("inbox/", lists.inbox, name="inbox"),
+    path("decide/<str:token>/", approval_pages.decide_from_email, name="decide-link"),
+    path("settings/delegations/", approval_pages.delegations, name="delegations"),
+    path("settings/delegations/<int:pk>/end", approval_pages.end_delegation, name="delegation-end"),
     path("dashboard/", waivers.dashboard, name="dashboard"),
     path("audit/", audit.trail, name="audit-trail"),
     path("audit/trail.jsonl", audit.export, name="audit-export"),

@@ -193,9 +193,11 @@ def register_routers() -> None:
     from waiverdesk.policies.api import router as policy_router
     from waiverdesk.usage.api import router as usage_router
     from waiverdesk.waivers.api import router as waiver_router
+    from waiverdesk.waivers.approvals_api import router as approvals_router
     from waiverdesk.webhooks.api import router as webhook_router
 
     api.add_router("/waivers", waiver_router)
+    api.add_router("/", approvals_router)
     api.add_router("/", policy_router)
     api.add_router("/", directory_router)
     api.add_router("/webhooks", webhook_router)

@@ -79,6 +79,7 @@ class RouteStep:
     role: str
     required: int
     reasons: tuple[str, ...]
+    stage: int = 0  # the steps of one stage are open at the same time
 
 
 @dataclass(frozen=True)
@@ -288,13 +289,16 @@ def build_route(
     for trigger in triggers:
         for name in trigger.add_tiers:
             added.setdefault(name, []).append(f"trigger {trigger.name}: {trigger.flag}")
-    route = []
+    route, stage, group = [], -1, None
     for i, tier in enumerate(policy.tiers):
         reasons = list(added.get(tier.name, []))
         if _holds(policy, f"tiers[{i}].when", context):
             reasons.insert(0, _why(tier.when))
         if reasons:
-            route.append(RouteStep(tier.name, tier.role, tier.approvers, tuple(reasons)))
+            if tier.stage is None or tier.stage != group:
+                stage += 1  # a tier of no stage is a stage of its own
+            group = tier.stage
+            route.append(RouteStep(tier.name, tier.role, tier.approvers, tuple(reasons), stage))
     return tuple(route)
 
 

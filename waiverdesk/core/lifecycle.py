@@ -18,12 +18,14 @@ class Status(StrEnum):
     EXPIRED = "expired"
     TERMINATED = "terminated"
     SUPERSEDED = "superseded"  # replaced by an approved amendment
+    LAPSED = "lapsed"  # nobody decided it in time
 
 
 S = Status
 UNDER_REVIEW = frozenset({S.SUBMITTED, S.IN_REVIEW})
 OPEN = frozenset({S.DRAFT, S.CHANGES_REQUESTED, *UNDER_REVIEW})
 IN_FORCE = frozenset({S.APPROVED, S.ACTIVE})
+AWAITING = frozenset({*UNDER_REVIEW, S.CHANGES_REQUESTED})  # submitted and not yet decided
 
 # action -> (the states it may start from, the state it leads to; None keeps the state)
 TRANSITIONS: dict[str, tuple[frozenset[Status], Status | None]] = {
@@ -39,6 +41,7 @@ TRANSITIONS: dict[str, tuple[frozenset[Status], Status | None]] = {
     "attach": (OPEN, None),
     # a decision by someone conflicted at that moment (a new account owner) no longer counts
     "void_approval": (UNDER_REVIEW, S.SUBMITTED),
+    "lapse": (AWAITING, S.LAPSED),
     "activate": (frozenset({S.APPROVED}), S.ACTIVE),
     "expire": (IN_FORCE, S.EXPIRED),
     "terminate": (IN_FORCE, S.TERMINATED),
@@ -47,7 +50,7 @@ TRANSITIONS: dict[str, tuple[frozenset[Status], Status | None]] = {
     "amend": (IN_FORCE, None),
 }
 
-TERMINAL = frozenset({S.REJECTED, S.WITHDRAWN, S.EXPIRED, S.TERMINATED, S.SUPERSEDED})
+TERMINAL = frozenset({S.REJECTED, S.WITHDRAWN, S.EXPIRED, S.TERMINATED, S.SUPERSEDED, S.LAPSED})
 
 
 class IllegalTransition(Exception):
@@ -71,12 +74,18 @@ def allowed_actions(status: str) -> list[str]:
     return [a for a, (sources, _) in TRANSITIONS.items() if Status(status) in sources]
 
 
-def due_clock_action(status: str, start: date, end: date, today: date) -> str | None:
-    """What the passing of time does to a waiver today: activate, expire, or nothing."""
+def due_clock_action(
+    status: str, start: date, end: date, today: date, lapse_after_days: int | None = None
+) -> str | None:
+    """What the passing of time does to a waiver today: activate, expire, lapse (a request
+    nobody decided by its end date, or `lapse_after_days` after its start), or nothing."""
     if status in IN_FORCE and today > end:
         return "expire"
     if status == S.APPROVED and today >= start:
         return "activate"
+    lapses_on = start + timedelta(lapse_after_days) if lapse_after_days is not None else None
+    if status in AWAITING and (today > end or (lapses_on is not None and today >= lapses_on)):
+        return "lapse"
     return None
 
 

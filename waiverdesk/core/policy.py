@@ -20,6 +20,14 @@ DIMENSIONS = ("financial", "operational", "reputational", "compliance")
 LEVELS = ("low", "medium", "high", "critical")
 FIXED_ROLES = ("requester", "control_owner", "implementer", "auditor", "policy_admin", "admin")
 PERSON_ROLES = ("requester", "control_owner", "account_owner")
+# The parts of a request an edit may change, as the policy's `material:` names them.
+MATERIAL_FIELDS = ("type", "customer", "products", "license_type", "region", "start", "end",
+                   "scope", "financials", "justification", "evidence", "outcomes",
+                   "control_owner")  # fmt: skip
+DEFAULT_MATERIAL = ("type", "customer", "products", "license_type", "region", "start", "end",
+                    "scope", "financials", "control_owner")  # fmt: skip
+# Where a late step escalates: the next tier's role, the admins, or a role the policy names.
+ESCALATE_TO = ("next_tier", "admins")
 
 # Bounded, so that no number in a policy overflows a date or a counter downstream.
 PositiveInt = Annotated[int, Field(gt=0, le=1_000_000)]
@@ -70,6 +78,12 @@ class ExceptionType(_Strict):
     entitlement: dict[Literal["seats", "features", "discount_pct", "term_end", "usage_cap"],
                       Literal["scope.seats", "scope.quantity", "scope.discount_pct",
                               "scope.features", "end"]] = {}  # fmt: skip
+    # The fields whose change under review starts the approvals again; a change to the
+    # others (a typo in the justification, evidence no rule reads) keeps them.
+    material: list[Literal[MATERIAL_FIELDS]] = list(DEFAULT_MATERIAL)
+    # Days after its start date when a request nobody decided lapses (it always lapses once
+    # its end date has passed).
+    lapse_after_days: Days | None = None
 
 
 class RiskRule(_Strict):
@@ -98,6 +112,20 @@ class Tier(_Strict):
     approvers: PositiveInt = 1
     sla_hours: PositiveInt = 48
     when: str = "false"
+    # Tiers with the same stage (listed next to each other) are open at the same time.
+    stage: PositiveInt | None = None
+    # Whether an approver may hand this tier's decisions to a delegate while away; unsaid,
+    # every tier may be delegated except an executive one.
+    delegable: bool | None = None
+    # Hours after the step opened when it escalates (unsaid: it does not), and to whom.
+    escalate_after_hours: PositiveInt | None = None
+    escalate_to: Name = "next_tier"
+
+    @property
+    def may_delegate(self) -> bool:
+        if self.delegable is None:
+            return "executive" not in (self.name, self.role)
+        return self.delegable
 
 
 class Trigger(_Strict):
@@ -333,6 +361,7 @@ def _check_references(document: PolicyDocument) -> list[str]:
             problems.append(f"tiers[{i}].name: '{name}' is defined twice")
         if document.tiers[i].role in FIXED_ROLES:
             problems.append(f"tiers[{i}].role: '{document.tiers[i].role}' is not an approver role")
+    problems += _check_tiers(document.tiers)
     for i, trigger in enumerate(document.triggers):
         for name in trigger.add_tiers:
             if name not in tier_names:
@@ -365,6 +394,34 @@ def _check_references(document: PolicyDocument) -> list[str]:
         if task.role not in FIXED_ROLES and task.role not in approver_roles:
             problems.append(f"implementation.{where}.role: no role named '{task.role}'")
     return problems
+
+
+def _check_tiers(tiers: list[Tier]) -> list[str]:
+    """Stages that are one group each, and escalations that lead somewhere."""
+    problems, roles = [], {t.role for t in tiers}
+    for i, tier in enumerate(tiers):
+        earlier = [t.stage for t in tiers[:i] if t.stage is not None]
+        if tier.stage is not None and tier.stage in earlier and tiers[i - 1].stage != tier.stage:
+            problems.append(f"tiers[{i}].stage: the tiers of stage {tier.stage} must be listed "
+                            "next to each other")  # fmt: skip
+        if tier.escalate_after_hours is not None and tier.escalate_after_hours < tier.sla_hours:
+            problems.append(f"tiers[{i}].escalate_after_hours: must be at least its sla_hours "
+                            f"({tier.sla_hours})")  # fmt: skip
+        if tier.escalate_to not in ESCALATE_TO and tier.escalate_to not in roles:
+            problems.append(f"tiers[{i}].escalate_to: must be next_tier, admins or a tier's "
+                            f"role, not '{tier.escalate_to}'")  # fmt: skip
+    return problems
+
+
+def escalation_role(tiers: list[Tier], name: str) -> str:
+    """The role a late step of tier `name` escalates to: the next tier's (admin after the
+    last tier), the admins', or the one the policy names."""
+    i = next(i for i, t in enumerate(tiers) if t.name == name)
+    to = tiers[i].escalate_to
+    if to == "next_tier":
+        later = [t for t in tiers[i + 1 :] if t.role != tiers[i].role]
+        return later[0].role if later else "admin"
+    return "admin" if to == "admins" else to
 
 
 REQUIRABLE_SECTIONS = (

@@ -134,6 +134,7 @@ def compute(period: Period, filters: Filters = Filters(), now: datetime | None =
         "submitted": c["submitted"],
         "approved": c["approved"],
         "rejected": c["rejected"],
+        "lapsed": c["lapsed"],  # nobody decided them in time
         "decided": decided,
         "approval_rate": _share(c["approved"], decided),
         "cycle_hours": quantiles(rows.filter(decision__in=["approved", "rejected"]),
@@ -166,6 +167,7 @@ def _tallies() -> dict[str, Count]:
         "submitted": Count("pk"),
         "approved": Count("pk", filter=approved),
         "rejected": Count("pk", filter=Q(decision="rejected")),
+        "lapsed": Count("pk", filter=Q(status=Status.LAPSED)),
         "complete": Count("pk", filter=complete),
         "expired": Count("pk", filter=expired),
         "expired_on_time": Count("pk", filter=expired & on_time),
@@ -259,10 +261,12 @@ def leakage(rows, period: Period) -> dict[str, int]:
 def bottlenecks(period: Period, filters: Filters = Filters(), now: datetime | None = None):
     """Where the cohort's requests wait longest: hours a step waited to its decision by
     approver role, by type, and by tier per policy version (by tier alone, that is the
-    cycle time per tier of `compute`), and how long pending steps have waited so far."""
+    cycle time per tier of `compute`), and how long pending steps have waited so far. Steps
+    closed undecided (the request lapsed, or a step beside them decided the round) are not
+    decisions and count in neither."""
     steps = RouteStep.objects.filter(waiver__in=cohort(period, filters), opened_at__isnull=False)
     open_until = Value(now or clock.now(), output_field=DateTimeField())
-    closed = steps.filter(closed_at__isnull=False)
+    closed = steps.filter(closed_at__isnull=False).exclude(status=RouteStep.State.CLOSED)
     pending = steps.filter(closed_at__isnull=True, status=RouteStep.State.PENDING)
     return {
         "by_role": quantiles(closed, "opened_at", "closed_at", by="role"),

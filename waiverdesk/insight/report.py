@@ -34,6 +34,7 @@ from .models import ReportSent
 KEY_FIGURES = [
     ("Requests submitted", lambda f: f["submitted"], "{:,.0f}"),
     ("Approval rate", lambda f: f["approval_rate"], "{:.0%}"),
+    ("Lapsed undecided", lambda f: f["lapsed"], "{:,.0f}"),
     ("Cycle time p50 (hours)", lambda f: f["cycle_hours"]["p50"], "{:,.1f}"),
     ("Cycle time p90 (hours)", lambda f: f["cycle_hours"]["p90"], "{:,.1f}"),
     ("Decision to activation p50 (hours)", lambda f: f["activation_hours"]["p50"], "{:,.1f}"),

@@ -11,6 +11,7 @@ import json
 import time
 import uuid
 from collections import Counter, deque
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from datetime import datetime, timedelta
 from typing import Any
@@ -42,13 +43,20 @@ def publish(
     data: dict[str, Any],
     to: list[User | None],
     now: datetime,
+    personal: Callable[[User], dict[str, Any]] | None = None,
 ) -> None:
     """Queue `event` about `waiver` for every subscribed webhook and, by email, for the people
-    in `to` who have not muted it. Call it inside the transaction of the change."""
-    publish_many(event, [(waiver, data, to)], now)
+    in `to` who have not muted it. Call it inside the transaction of the change. `personal`
+    gives what one person's email says that nobody else's does (their decision links)."""
+    publish_many(event, [(waiver, data, to)], now, personal)
 
 
-def publish_many(event: str, items: list[tuple[Any, dict[str, Any], list]], now: datetime) -> None:
+def publish_many(
+    event: str,
+    items: list[tuple[Any, dict[str, Any], list]],
+    now: datetime,
+    personal: Callable[[User], dict[str, Any]] | None = None,
+) -> None:
     """`publish` for many waivers at once: (waiver, data, people) each."""
     hooks = [h for h in Webhook.objects.filter(active=True) if not h.events or event in h.events]
     people = {u.pk: u for u in readers([u for _w, _d, to in items for u in to], event)}
@@ -81,12 +89,18 @@ def publish_many(event: str, items: list[tuple[Any, dict[str, Any], list]], now:
         written: dict[Reader, str] = {}  # one text per way of reading
         for user in told.values():
             reader = people_read[user.pk]
-            if reader not in written:
+            if personal is not None:
                 with writing_for(reader):
-                    written[reader] = render_to_string("notifications/email.txt", context)
+                    body = render_to_string("notifications/email.txt",
+                                            {**context, **personal(user)})  # fmt: skip
+            else:
+                if reader not in written:
+                    with writing_for(reader):
+                        written[reader] = render_to_string("notifications/email.txt", context)
+                body = written[reader]
             messages.append(
                 _message(Message.Channel.EMAIL, event, waiver, now, recipient=user.email,
-                         subject=f"{waiver.reference} {EVENTS[event]}", body=written[reader])
+                         subject=f"{waiver.reference} {EVENTS[event]}", body=body)
             )  # fmt: skip
     Message.objects.bulk_create(messages)
 

@@ -95,6 +95,7 @@ PAGES = {
     "products": "/manage/products/",
     "webhooks": "/manage/webhooks/",
     "rates": "/manage/rates/",
+    "delegations": "/settings/delegations/",
 }
 
 

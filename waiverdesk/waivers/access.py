@@ -9,11 +9,13 @@ from datetime import date
 from django.contrib.auth.models import User
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
+from waiverdesk import clock
 from waiverdesk.core.lifecycle import UNDER_REVIEW
 from waiverdesk.directory.services import roles_of
 
 from .models import Attachment, RouteStep, Task, Waiver
 from .services import NotFound
+from .services.delegating import acting_for
 from .services.separation import conflicted_query, decided_this_round
 
 READ_ALL_ROLES = frozenset({"auditor", "admin"})
@@ -21,16 +23,23 @@ READ_ALL_ROLES = frozenset({"auditor", "admin"})
 
 def visible_to(user: User) -> QuerySet[Waiver]:
     """Requesters see their own, control owners what they own, approvers what is on routes
-    they may act on, implementers what they have tasks on; auditors and admins see all."""
+    they may act on (a delegate what is on the routes of the roles handed to them; holders of
+    a role a step escalated to, that step's request), implementers what they have tasks on;
+    auditors and admins see all."""
     waivers = Waiver.objects.all()
     roles = roles_of(user)
     if roles & READ_ALL_ROLES:
         return waivers
     on_my_route = RouteStep.objects.filter(waiver=OuterRef("pk"), role__in=roles)
     my_work = Task.objects.filter(waiver=OuterRef("pk"), owner__isnull=True, role__in=roles)
-    return waivers.filter(
-        Q(requester=user) | Q(control_owner=user) | Q(Exists(on_my_route)) | Q(Exists(my_work))
-    )
+    seen = Q(requester=user) | Q(control_owner=user) | Q(Exists(on_my_route)) | Q(Exists(my_work))
+    escalated = RouteStep.objects.filter(escalated_at__isnull=False, escalate_to__in=roles)
+    if escalated.exists():
+        seen |= Q(Exists(escalated.filter(waiver=OuterRef("pk"))))
+    handed = {r for _delegator, held in acting_for(user, clock.now().date()) for r in held}
+    if handed:  # what they decide for an approver who is away
+        seen |= Q(Exists(RouteStep.objects.filter(waiver=OuterRef("pk"), role__in=handed)))
+    return waivers.filter(seen)
 
 
 def require_visible(user: User, reference: str) -> str:
@@ -49,15 +58,30 @@ def visible_attachment(user: User, reference: str, pk: int) -> Attachment:
     return found
 
 
-def pending_for(user: User) -> QuerySet[Waiver]:
-    """Waivers whose pending step needs one of the user's roles (the user's inbox)."""
-    pending = RouteStep.objects.filter(
-        waiver=OuterRef("pk"),
-        round=OuterRef("round"),
-        status=RouteStep.State.PENDING,
-        role__in=roles_of(user),
+def _waiting_on(roles, delegated: bool = False) -> Exists:
+    """Whether the waiver's current round has an open step that `roles` may decide: as its
+    role, or as the role it escalated to; `delegated`, only steps that may be delegated."""
+    steps = RouteStep.objects.filter(
+        waiver=OuterRef("pk"), round=OuterRef("round"), status=RouteStep.State.PENDING
     )
-    return Waiver.objects.filter(Exists(pending), status__in=UNDER_REVIEW).exclude(requester=user)
+    if delegated:
+        return Exists(steps.filter(role__in=roles, delegable=True))
+    escalated = RouteStep.objects.filter(
+        status=RouteStep.State.PENDING, escalated_at__isnull=False, escalate_to__in=roles
+    )
+    if escalated.exists():  # rare: most people's inbox stays one indexed lookup
+        return Exists(steps.filter(Q(role__in=roles) | Q(escalated_at__isnull=False,
+                                                         escalate_to__in=roles)))  # fmt: skip
+    return Exists(steps.filter(role__in=roles))
+
+
+def pending_for(user: User) -> QuerySet[Waiver]:
+    """Waivers with an open step that needs one of the user's roles, or the roles handed to
+    them by an approver who is away (what the user's inbox looks at)."""
+    waiting = Q(_waiting_on(roles_of(user)))
+    for _delegator, roles in acting_for(user, clock.now().date()):
+        waiting |= Q(_waiting_on(roles, delegated=True))
+    return Waiver.objects.filter(waiting, status__in=UNDER_REVIEW).exclude(requester=user)
 
 
 @dataclass
@@ -68,18 +92,29 @@ class Inbox:
     decidable: QuerySet[Waiver]
     held_back: QuerySet[Waiver]
     counts: Callable[[], tuple[int, int]]  # (decidable, held back), in one pass
+    roles: frozenset[str] = frozenset()  # the person's own and those handed to them
 
 
 def inbox_of(user: User) -> Inbox:
-    """The person's inbox; the rule of who may not decide is worked out once for it."""
+    """The person's inbox; the rule of who may not decide is worked out once for it. A step
+    decided as a delegate counts when neither the delegate nor the approver they stand in
+    for is conflicted or on the route already."""
     pending = pending_for(user)
     may_not = Q(conflicted_query(user)) | Q(decided_this_round(user))
+    handed = acting_for(user, clock.now().date())
+    if handed:
+        may = Q(_waiting_on(roles_of(user)))
+        for delegator, roles in handed:
+            for_them = Q(conflicted_query(delegator)) | Q(decided_this_round(delegator))
+            may |= Q(_waiting_on(roles, delegated=True)) & ~for_them
+        may_not = may_not | ~may
 
     def counts() -> tuple[int, int]:
         found = pending.aggregate(waiting=Count("pk"), decidable=Count("pk", filter=~may_not))
         return found["decidable"], found["waiting"] - found["decidable"]
 
-    return Inbox(pending.exclude(may_not), pending.filter(may_not), counts)
+    roles = roles_of(user) | {r for _delegator, held in handed for r in held}
+    return Inbox(pending.exclude(may_not), pending.filter(may_not), counts, frozenset(roles))
 
 
 def decidable_by(user: User) -> QuerySet[Waiver]:
@@ -107,7 +142,7 @@ def search(
     """The waivers `user` may see that match every filter given, newest first."""
     waivers = visible_to(user)
     if pending_for_me:
-        waivers = waivers & pending_for(user)
+        waivers = waivers & decidable_by(user)
     conditions = {
         "status": status,
         "type": type,

@@ -28,6 +28,7 @@ class RiskOut(Schema):
 
 class ApprovalOut(Schema):
     user: str
+    on_behalf_of: str | None = Field(None, description="the approver a delegate decided for")
     decision: str
     comment: str
     at: str
@@ -40,6 +41,9 @@ class StepOut(Schema):
     status: str
     reasons: list[str]
     sla_hours: int
+    stage: int = Field(description="steps of one stage are open at the same time")
+    escalated_to: str | None = None
+    beside: list[str] = Field(description="the tiers open at the same time as this one")
     approvals: list[ApprovalOut]
 
 
@@ -195,6 +199,7 @@ class ConditionIn(Schema):
 class DecisionIn(Schema):
     decision: str
     comment: str = ""
+    tier: str | None = Field(None, max_length=60, description="the step, when several are open")
     conditions: list[ConditionIn] = []
     checks: list[str] = []
 
@@ -296,5 +301,6 @@ def decide(request, reference: str, body: DecisionIn):
         body.comment,
         [c.model_dump() for c in body.conditions],
         body.checks,
+        tier=body.tier,
     )
     return Status(201, detail(approval.waiver))

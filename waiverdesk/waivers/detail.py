@@ -38,7 +38,9 @@ def evaluation_dict(evaluation: Evaluation) -> dict[str, Any]:
 
 def detail(waiver: Waiver) -> dict[str, Any]:
     """Everything about one waiver: facts, risk, route with approvals, decision, timeline."""
-    steps = list(waiver.current_route().prefetch_related("approvals__user"))
+    steps = list(
+        waiver.current_route().prefetch_related("approvals__user", "approvals__on_behalf_of")
+    )
     return {
         "reference": waiver.reference,
         "status": waiver.status,
@@ -90,9 +92,13 @@ def detail(waiver: Waiver) -> dict[str, Any]:
                 "status": s.status,
                 "reasons": s.reasons,
                 "sla_hours": s.sla_hours,
+                "stage": s.stage,
+                "beside": [o.tier for o in steps if o.stage == s.stage and o.pk != s.pk],
+                "escalated_to": s.escalate_to if s.escalated_at else None,
                 "approvals": [
                     {
                         "user": a.user.username,
+                        "on_behalf_of": a.on_behalf_of.username if a.on_behalf_of else None,
                         "decision": a.decision,
                         "comment": a.comment,
                         "at": a.at.isoformat(),
@@ -190,4 +196,8 @@ _TIMELINE_KEYS = {
     "dimension",
     "new",
     "rationale",
+    "on_behalf_of",
+    "material",
+    "approvals_reset",
+    "evidence_added",
 }

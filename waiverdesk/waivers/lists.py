@@ -17,7 +17,6 @@ from waiverdesk.core.errors import Denied, Invalid
 from waiverdesk.directory.models import Customer, Product
 from waiverdesk.directory.readers import reader_of
 from waiverdesk.directory.services import roles_of
-from waiverdesk.notifications import services as notify
 from waiverdesk.policies import services as policies
 from waiverdesk.web import SEES_ALL, back_to, page
 
@@ -196,17 +195,18 @@ def inbox(request: HttpRequest):
         held_back = [(w, services.may_act(w, user)) for w in oldest[: listing.PAGE_SIZE]]
     context = {
         **_frame(request, query, found),
-        "rows": _steps(found.rows, now) if found else [],
+        "rows": _steps(found.rows, now, inbox.roles) if found else [],
         "held_back": held_back,
         "held_back_count": held_back_count,
     }
     return render(request, "waivers/inbox.html", context, status=422 if query.problems else 200)
 
 
-def _steps(waivers, now) -> list[dict]:
-    """Each waiver with its pending step and how long it has waited against its SLA."""
+def _steps(waivers, now, roles) -> list[dict]:
+    """Each waiver with its pending step (the one `roles` decide) and how long it has waited
+    against its SLA."""
     rows = []
-    for waiver, step in stats.with_waiting_on(waivers):
+    for waiver, step in stats.with_waiting_on(waivers, roles):
         if step is None:
             continue
         waited = now - step.opened_at
@@ -270,12 +270,12 @@ def decide_many(request: HttpRequest):
 
 
 def waiting_on_people(waiver) -> str:
-    """Who the request waits on now, by name: `Finance: fiona or felix`."""
-    step = waiver.current_route().filter(status=RouteStep.State.PENDING).first()
-    if step is None:
-        return ""
+    """Who the request waits on now, by name: `Finance: fiona or felix; Legal: lena`."""
     policy = policies.compiled(waiver.policy_version)
-    tier = next((t for t in policy.tiers if t.name == step.tier), None)
-    label = (tier.label if tier else "") or step.tier
-    names = [u.username for u in notify.holders(step.role) if u.pk != waiver.requester_id]
-    return f"{label}: {' or '.join(names)}" if names else label
+    labels = {t.name: t.label or t.name for t in policy.tiers}
+    parts = []
+    for step in waiver.current_route().filter(status=RouteStep.State.PENDING):
+        names = [u.username for u in services.deciders(waiver, step, policy, clock.now().date())]
+        label = labels.get(step.tier, step.tier)
+        parts.append(f"{label}: {' or '.join(names)}" if names else label)
+    return "; ".join(parts)

@@ -148,6 +148,7 @@ class RouteStep(models.Model):
         APPROVED = "approved"
         REJECTED = "rejected"
         RETURNED = "returned"  # changes were requested at this step
+        CLOSED = "closed"  # closed undecided: a step beside it ended the round, or it lapsed
 
     waiver = models.ForeignKey(Waiver, on_delete=models.CASCADE, related_name="steps")
     round = models.PositiveIntegerField()
@@ -158,8 +159,24 @@ class RouteStep(models.Model):
     status = models.CharField(max_length=10, choices=State.choices)
     reasons = models.JSONField(default=list)
     sla_hours = models.PositiveIntegerField()
+    stage = models.PositiveSmallIntegerField(
+        default=0, help_text="Steps of one stage are open at the same time."
+    )
+    delegable = models.BooleanField(
+        default=True, help_text="Whether a delegate may decide it for an approver who is away."
+    )
+    escalate_after_hours = models.PositiveIntegerField(null=True, blank=True)
+    escalate_to = models.CharField(
+        max_length=60, blank=True, help_text="The role it escalates to when it is late."
+    )
     opened_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
+    reminded_at = models.DateTimeField(
+        null=True, blank=True, help_text="When its deciders were told it is past its SLA."
+    )
+    escalated_at = models.DateTimeField(
+        null=True, blank=True, help_text="When it escalated: the escalate_to role may decide it."
+    )
 
     class Meta:
         ordering = ["waiver", "round", "position"]
@@ -186,6 +203,10 @@ class Approval(models.Model):
     waiver = models.ForeignKey(Waiver, on_delete=models.CASCADE, related_name="approvals")
     round = models.PositiveIntegerField()
     user = models.ForeignKey(User, on_delete=models.PROTECT, related_name="approvals")
+    on_behalf_of = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.PROTECT, related_name="delegated_approvals",
+        help_text="The approver who was away, when a delegate decided in their place.",
+    )  # fmt: skip
     decision = models.CharField(max_length=20, choices=Decision.choices)
     comment = models.TextField(blank=True)
     at = models.DateTimeField()
@@ -197,10 +218,50 @@ class Approval(models.Model):
             models.UniqueConstraint(
                 fields=["waiver", "round", "user"], name="approval_one_step_per_person_per_route"
             ),
+            models.UniqueConstraint(
+                fields=["waiver", "round", "on_behalf_of"],
+                name="approval_one_step_per_delegator_per_route",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.user_id} {self.decision} step {self.step_id}"
+
+
+class Delegation(models.Model):
+    """An approver's decisions handed to another person for a period (both days included):
+    their role, or every approver role they hold when `role` is blank."""
+
+    delegator = models.ForeignKey(User, on_delete=models.PROTECT, related_name="delegations")
+    delegate = models.ForeignKey(User, on_delete=models.PROTECT, related_name="delegated_to_me")
+    role = models.CharField(max_length=60, blank=True)
+    starts = models.DateField()
+    ends = models.DateField()
+    created_by = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True, help_text="When it was called off.")
+
+    class Meta:
+        ordering = ["starts", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(ends__gte=models.F("starts")), name="delegation_ends_after"
+            ),
+        ]
+        indexes = [models.Index(fields=["delegate", "ends"], name="delegation_delegate_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.delegator_id} to {self.delegate_id} ({self.role or 'every role'})"
+
+
+class UsedDecisionLink(models.Model):
+    """A decision link from an email that has been used, by the digest of its token."""
+
+    digest = models.CharField(max_length=64, unique=True)
+    used_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return self.digest
 
 
 class Condition(models.Model):

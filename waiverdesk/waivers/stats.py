@@ -18,12 +18,16 @@ from . import access, services
 from .models import RouteStep, Task, Waiver
 
 
-def with_waiting_on(waivers) -> list[tuple[Waiver, RouteStep | None]]:
-    """Each waiver with the step its current round waits on (None when none is pending)."""
+def with_waiting_on(waivers, roles=frozenset()) -> list[tuple[Waiver, RouteStep | None]]:
+    """Each waiver with the step its current round waits on (None when none is pending):
+    of the steps open at once, the first that `roles` may decide, else the first."""
     waivers = list(waivers)
     rounds = {w.pk: w.round for w in waivers if w.status in UNDER_REVIEW}
     steps = RouteStep.objects.filter(waiver_id__in=rounds, status=RouteStep.State.PENDING)
-    pending = {s.waiver_id: s for s in steps if s.round == rounds[s.waiver_id]}
+    pending: dict[int, RouteStep] = {}
+    for s in sorted(steps, key=lambda s: (not services.step_roles(s) & roles, s.position)):
+        if s.round == rounds[s.waiver_id]:
+            pending.setdefault(s.waiver_id, s)
     return [(w, pending.get(w.pk)) for w in waivers]
 
 

@@ -130,7 +130,12 @@ def _waiver_context(request: HttpRequest, waiver, kept: QueryDict | None = None,
     policy = services.policy_of(waiver)
     user = request.user
     under_review = waiver.status in UNDER_REVIEW
-    refusal = services.may_act(waiver, user) if under_review else None
+    refusal, step, deciding_for = None, None, None
+    if under_review:
+        try:
+            step, deciding_for = services.step_for(waiver, user, policy, clock.now().date())
+        except Denied as denied:
+            refusal = denied.message
     kind = policy.document.types.get(waiver.type)
     context = {
         "w": shown,
@@ -143,6 +148,8 @@ def _waiver_context(request: HttpRequest, waiver, kept: QueryDict | None = None,
         },
         "may_decide": under_review and refusal is None,
         "decide_refusal": refusal,
+        "deciding_tier": step.tier if step else "",
+        "deciding_for": deciding_for.username if deciding_for else "",
         "checks": [c for c in (kind.checks if kind else []) if c.name not in waiver.checks],
         "dimensions": DIMENSIONS,
         "scores": _scores(shown["risk"], shown["risk_rules"]),
@@ -367,7 +374,7 @@ def _decide(request: HttpRequest, reference: str):
     decision = post.get("decision", "")
     try:
         services.decide(reference, user, decision, post.get("comment", ""), conditions,
-                        post.getlist("checks"))  # fmt: skip
+                        post.getlist("checks"), tier=post.get("tier") or None)  # fmt: skip
     except Denied as denied:  # not theirs to decide: what they typed cannot help
         show_refusal(request, denied)
         return redirect("waiver", reference=reference)

@@ -38,12 +38,23 @@ def test_editing_under_review_goes_back_to_submitted():
         ("active", date(2027, 3, 31), None),  # the end date is the last day in force
         ("active", date(2027, 4, 1), "expire"),
         ("approved", date(2027, 4, 1), "expire"),  # never activated, already over
-        ("in_review", date(2027, 4, 1), None),
+        ("in_review", date(2027, 3, 31), None),
+        ("in_review", date(2027, 4, 1), "lapse"),  # nobody decided it by its end
+        ("changes_requested", date(2027, 4, 1), "lapse"),
+        ("draft", date(2027, 4, 1), None),  # never submitted: nothing to lapse
         ("expired", date(2027, 5, 1), None),
     ],
 )
 def test_the_clock_activates_on_the_start_and_expires_after_the_end(status, today, action):
     assert lifecycle.due_clock_action(status, date(2027, 2, 1), date(2027, 3, 31), today) == action
+
+
+@pytest.mark.parametrize(("today", "action"), [(date(2027, 2, 10), None),
+                                               (date(2027, 2, 11), "lapse")])  # fmt: skip
+def test_a_type_may_lapse_its_undecided_requests_days_after_their_start(today, action):
+    start, end = date(2027, 2, 1), date(2027, 3, 31)
+    assert lifecycle.due_clock_action("submitted", start, end, today, 10) == action
+    assert lifecycle.due_clock_action("approved", start, end, today, 10) == "activate"
 
 
 def test_reminders_go_out_at_the_policy_offsets_before_the_end():

@@ -17,9 +17,10 @@ from waiverdesk.core.lifecycle import UNDER_REVIEW
 from waiverdesk.core.policy import DIMENSIONS, Policy
 from waiverdesk.notifications import services as notify
 
+from .. import decision_links as links
+from ..decision_links import Link
 from ..models import Approval, Condition, RouteStep, Waiver
 from .evaluating import policy_failures_reported
-from .filing import start_round, tell_approvers
 from .guards import (
     lock,
     policy_of,
@@ -30,7 +31,8 @@ from .guards import (
     with_parties,
 )
 from .implementation import create_tasks
-from .separation import require_may_act, require_reviewer
+from .routing import start_round, tell_approvers
+from .separation import require_reviewer, step_for
 from .successors import supersede
 
 
@@ -72,6 +74,8 @@ def override_risk(
         start_round(waiver, now, reprice=False)  # re-routed, at the rates it was submitted at
         waiver.status, waiver.updated_at = target, now
         waiver.save()
+        for step in waiver.current_route().filter(status=RouteStep.State.PENDING):
+            tell_approvers(waiver, step, now)
         audit.append(
             by.username,
             "waiver.risk_overridden",
@@ -99,8 +103,13 @@ def decide(
     conditions: list[dict[str, Any]] | None = None,
     checks: list[str] | None = None,
     now: datetime | None = None,
+    tier: str | None = None,
+    link: Link | None = None,
 ) -> Approval:
-    """Approve, reject or request changes on the step the caller may act on."""
+    """Approve, reject or request changes on the step the caller may act on (of `tier`,
+    when several are open at once). A delegate decides for the approver who is away.
+    With `link` (from an email), only for the round and the version of the request it
+    names, and once."""
     now = now or clock.now()
     if decision not in Approval.Decision.values:
         raise Invalid(
@@ -110,17 +119,21 @@ def decide(
         raise Invalid([Problem("comment", "required", "say why, so the requester can act on it")])
     with transaction.atomic():
         waiver = lock(reference)
+        if link is not None:  # a link's own limits first: its person, its use, its round
+            links.require_current(link, waiver, by)
         transition(waiver, "approve_step" if decision == "approve" else decision)  # the state table
         route = list(waiver.current_route())
-        step = next((s for s in route if s.status == RouteStep.State.PENDING), None)
         policy = policy_of(waiver)
-        require_may_act(waiver, step, by, policy)
+        step, delegator = step_for(waiver, by, policy, now.date(), tier)
         new_conditions = _read_conditions(conditions or [], now.date())
         given = step.approvals.filter(decision="approve").count() + (decision == "approve")
         step_done = decision == "approve" and given >= step.required
-        later = next((s for s in route if s.position > step.position), None)
+        beside = [s for s in route if s.stage == step.stage and s.pk != step.pk]
+        stage_done = step_done and all(s.status == RouteStep.State.APPROVED for s in beside)
+        later = [s for s in route if s.stage > step.stage]
+        opening = [s for s in later if s.stage == later[0].stage] if later else []
         if decision == "approve":
-            action = "approve_final" if step_done and later is None else "approve_step"
+            action = "approve_final" if stage_done and not later else "approve_step"
             _tick_checks(waiver, policy, checks or [], by, now, step, route, step_done)
         else:
             action = decision  # reject | request_changes
@@ -132,6 +145,7 @@ def decide(
             waiver=waiver,
             round=waiver.round,
             user=by,
+            on_behalf_of=delegator,
             decision=decision,
             comment=comment,
             at=now,
@@ -150,20 +164,28 @@ def decide(
             step.status = {"approve": "approved", "reject": "rejected"}.get(decision, "returned")
             step.closed_at = now
             step.save(update_fields=["status", "closed_at"])
-        if step_done and later is not None:
-            RouteStep.objects.filter(pk=later.pk).update(
-                status=RouteStep.State.PENDING, opened_at=now
-            )
+        if decision != "approve":  # the round is over: the steps open beside it close
+            RouteStep.objects.filter(
+                pk__in=[s.pk for s in beside if s.status == RouteStep.State.PENDING]
+            ).update(status=RouteStep.State.CLOSED, closed_at=now)
+        opened = opening if stage_done else []
+        RouteStep.objects.filter(pk__in=[s.pk for s in opened]).update(
+            status=RouteStep.State.PENDING, opened_at=now
+        )
         if action in ("approve_final", "reject"):
             waiver.decision = "approved" if action == "approve_final" else "rejected"
             waiver.decision_rationale, waiver.decided_at = comment, now
         waiver.status, waiver.updated_at = target, now
         waiver.save()
+        if link is not None:
+            links.use(link, now)
         if action == "approve_final" and waiver.kind == Waiver.Kind.AMENDMENT:
             supersede(waiver.predecessor, waiver, by, now)
         if action == "approve_final":
             create_tasks(waiver, policy.document.implementation.tasks, now)
-        _tell_decision(waiver, policy, action, step, later if step_done else None, now)
+        for s in opened:
+            s.status, s.opened_at = RouteStep.State.PENDING, now
+        _tell_decision(waiver, policy, action, step, opened, now)
         audit.append(
             by.username,
             "waiver.decided",
@@ -175,6 +197,8 @@ def decide(
                 "tier": step.tier,
                 "decision": decision,
                 "comment": comment,
+                **({"on_behalf_of": delegator.username} if delegator else {}),
+                **({"by_email_link": True} if link else {}),
                 "checks": sorted(checks or []),
                 "conditions": [
                     {
@@ -303,14 +327,15 @@ def _tell_decision(waiver, policy, action, step, opened, now) -> None:
         )
     else:
         notify.publish("waiver.decided", waiver, {"tier": step.tier}, [waiver.requester], now)
-        if opened is not None:
-            tell_approvers(waiver, opened.role, opened.tier, now)
+        for later in opened:
+            tell_approvers(waiver, later, now, policy)
 
 
 def void_conflicted_approvals(customer_id: int, owner: User, by: str, now: datetime) -> list[str]:
     """`owner` has become the customer's account owner: their approvals in the current round
-    of its requests under review no longer count, and the route goes back to their step
-    (approvals given after it, which stood on it, with it). Returns the references."""
+    of its requests under review (theirs, or a delegate's for them) no longer count, and the
+    route goes back to their step (approvals of later stages, which stood on it, with it).
+    Returns the references."""
     voided = []
     waivers = Waiver.objects.select_for_update(of=("self",)).filter(
         customer_id=customer_id, status__in=UNDER_REVIEW
@@ -318,16 +343,18 @@ def void_conflicted_approvals(customer_id: int, owner: User, by: str, now: datet
     for waiver in with_parties(waivers).order_by("pk"):
         if "account_owner" not in policy_of(waiver).document.separation_of_duties.conflicted:
             continue
-        theirs = Approval.objects.filter(waiver=waiver, round=waiver.round, user=owner).first()
+        theirs = Approval.objects.filter(
+            Q(user=owner) | Q(on_behalf_of=owner), waiver=waiver, round=waiver.round
+        ).first()
         if theirs is None:
             continue
         step = theirs.step
         undone = Approval.objects.filter(
-            Q(pk=theirs.pk) | Q(step__position__gt=step.position), waiver=waiver, round=waiver.round
+            Q(pk=theirs.pk) | Q(step__stage__gt=step.stage), waiver=waiver, round=waiver.round
         )
         people = sorted(undone.values_list("user__username", flat=True))
         undone.delete()  # their conditions with them
-        waiver.current_route().filter(position__gt=step.position).update(
+        waiver.current_route().filter(stage__gt=step.stage).update(
             status=RouteStep.State.WAITING, opened_at=None, closed_at=None
         )
         RouteStep.objects.filter(pk=step.pk).update(status=RouteStep.State.PENDING, closed_at=None)
@@ -337,7 +364,8 @@ def void_conflicted_approvals(customer_id: int, owner: User, by: str, now: datet
             waiver.status = transition(waiver, "void_approval")
         waiver.updated_at = now
         waiver.save()
-        tell_approvers(waiver, step.role, step.tier, now)
+        step.status = RouteStep.State.PENDING
+        tell_approvers(waiver, step, now)
         moved = {"from": previous, "to": waiver.status} if previous != waiver.status else {}
         audit.append(by, "waiver.approvals_voided", waiver,
                      {**moved, "round": waiver.round, "tier": step.tier, "voided": people,

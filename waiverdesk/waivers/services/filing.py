@@ -13,7 +13,6 @@ from django.db import connection, transaction
 from waiverdesk import clock
 from waiverdesk.audit import services as audit
 from waiverdesk.core.errors import Denied, Invalid, Problem
-from waiverdesk.core.evaluation import Evaluation
 from waiverdesk.core.lifecycle import UNDER_REVIEW, Status
 from waiverdesk.directory.services import roles_of
 from waiverdesk.notifications import services as notify
@@ -33,10 +32,10 @@ from .guards import (
     policy_of,
     record_refusal,
     refusals_audited,
-    require_predecessor_in_force,
     require_requester,
     transition,
 )
+from .routing import material_change, start_round, tell_approvers, tell_kept
 from .separation import require_fit_control_owner
 
 
@@ -232,8 +231,9 @@ def edit(
 def _change(
     waiver: Waiver, by: User, changes: dict, under_review: bool, now: datetime, evidence=()
 ) -> list[Attachment]:
-    """Apply `changes` and add `evidence` (stored files, by kind); under review, any change,
-    evidence included, starts a new round. Whoever changes it may not decide that round."""
+    """Apply `changes` and add `evidence` (stored files, by kind); under review, a material
+    change (see `routing.material_change`) starts a new round, any other keeps the approvals given.
+    Whoever changes it may not decide that round."""
     target = transition(waiver, "edit_under_review" if under_review else "edit")
     before = intake.body_of(waiver)
     body = intake.merge(before, {k: v for k, v in changes.items() if k != "submit"})
@@ -249,8 +249,13 @@ def _change(
     if not changed and not added:
         return added
     previous = waiver.status
-    if under_review:
+    material = material_change(waiver, before, after, added, now) if under_review else []
+    if material:
         start_round(waiver, now)
+        for step in waiver.current_route().filter(status=RouteStep.State.PENDING):
+            tell_approvers(waiver, step, now)  # the new round's links
+    elif under_review:  # the approvals given still count; the round goes on
+        target = waiver.status
     else:
         policy = policy_of(waiver)
         price(waiver, policy, now.date())
@@ -271,10 +276,13 @@ def _change(
             "to": target,
             "changed": {k: [before[k], after[k]] for k in changed},
             "evidence_added": [a.kind for a in added],
-            "approvals_reset": under_review,
+            "approvals_reset": bool(material),
+            **({"material": material} if under_review else {}),
         },
         at=now,
     )
+    if under_review and not material:
+        tell_kept(waiver, changed + [f"evidence {a.kind}" for a in added], now)
     return added
 
 
@@ -313,66 +321,8 @@ def _submit(waiver: Waiver, by: User, now: datetime, version=None, evaluation=No
     )
     route = [s.tier for s in evaluation.route]
     notify.publish("waiver.submitted", waiver, {"route": route}, [waiver.requester], now)
-    first = evaluation.route[0]
-    tell_approvers(waiver, first.role, first.tier, now)
-
-
-def start_round(
-    waiver: Waiver,
-    now: datetime,
-    version=None,
-    evaluation: Evaluation | None = None,
-    reprice: bool = True,
-) -> Evaluation:
-    """Route the request afresh under the active policy; earlier approvals no longer count.
-
-    `evaluation` is the waiver's evaluation under `version` when the caller has just made it;
-    `reprice` converts its money at today's rates (a submission), else it keeps its rates.
-    """
-    version = version or policies.active_version()
-    policy = policies.compiled(version)
-    if evaluation is None:
-        if reprice:  # submitted now: its money at the rates of the day
-            price(waiver, policy, now.date())
-        evaluation = evaluate_waiver(waiver, policy, now)
-    problems = list(evaluation.problems)
-    if waiver.control_owner is None:
-        problems.append(
-            Problem(
-                "control_owner",
-                "required",
-                "name the control owner who stays accountable for the exception",
-            )
-        )
-    if not waiver.outcomes:
-        problems.append(
-            Problem("outcomes", "required", "name at least one measurable outcome (a KPI)")
-        )
-    if problems:
-        raise Invalid(problems)
-    if waiver.kind == Waiver.Kind.RENEWAL:
-        require_predecessor_in_force(waiver, now.date())
-    require_fit_control_owner(waiver, evaluation.route)
-    waiver.policy_version = version
-    waiver.round += 1
-    waiver.checks = {}
-    store_evaluation(waiver, evaluation)
-    RouteStep.objects.bulk_create(
-        RouteStep(
-            waiver=waiver,
-            round=waiver.round,
-            position=i,
-            tier=step.tier,
-            role=step.role,
-            required=step.required,
-            reasons=list(step.reasons),
-            sla_hours=policy.tier(step.tier).sla_hours,
-            status=RouteStep.State.PENDING if i == 0 else RouteStep.State.WAITING,
-            opened_at=now if i == 0 else None,
-        )
-        for i, step in enumerate(evaluation.route)
-    )
-    return evaluation
+    for step in waiver.current_route().filter(status=RouteStep.State.PENDING):
+        tell_approvers(waiver, step, now)
 
 
 _KIND = re.compile(intake.EVIDENCE_KIND)
@@ -430,8 +380,3 @@ def _record_attachment(
         at=now,
     )
     return attachment
-
-
-def tell_approvers(waiver: Waiver, role: str, tier: str, now: datetime) -> None:
-    waiting = [u for u in notify.holders(role) if u.pk != waiver.requester_id]
-    notify.publish("waiver.step_opened", waiver, {"tier": tier}, waiting, now)

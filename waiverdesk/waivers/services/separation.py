@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from django.contrib.auth.models import User
 from django.db import connection
 from django.db.models import CharField, Exists, F, OuterRef, Q, QuerySet, Value
@@ -10,6 +12,7 @@ from django.db.models.fields.json import KT
 from django.db.models.functions import Cast, Coalesce
 from django.db.models.lookups import Exact
 
+from waiverdesk import clock
 from waiverdesk.core import lifecycle
 from waiverdesk.core.errors import Denied
 from waiverdesk.core.lifecycle import IllegalTransition
@@ -23,14 +26,36 @@ from ..models import Approval, RouteStep, Waiver
 from .guards import policy_of, require_requester
 
 
-def may_act(waiver: Waiver, by: User) -> str | None:
-    """Why `by` may not act on the waiver's pending step, or None when they may."""
-    step = waiver.current_route().filter(status=RouteStep.State.PENDING).first()
+def may_act(waiver: Waiver, by: User, today: date | None = None) -> str | None:
+    """Why `by` may not act on any of the waiver's pending steps, or None when they may."""
     try:
-        require_may_act(waiver, step, by, policy_of(waiver))
+        step_for(waiver, by, policy_of(waiver), today or clock.now().date())
     except Denied as denied:
         return denied.message
     return None
+
+
+def step_for(
+    waiver: Waiver, by: User, policy: Policy, today: date, tier: str | None = None
+) -> tuple[RouteStep, User | None]:
+    """The pending step `by` may decide (of `tier` when named; with parallel tiers, the first
+    they may), and the approver they decide for when they decide as a delegate; else the
+    refusal (Denied) of the first step."""
+    pending = [s for s in waiver.current_route() if s.status == RouteStep.State.PENDING]
+    if tier:
+        pending = [s for s in pending if s.tier == tier]
+        if not pending:
+            raise Denied("nothing_pending", f"no {tier} step of this waiver is waiting for a "
+                         "decision")  # fmt: skip
+    refusal = None
+    for step in pending:
+        try:
+            return step, require_may_act(waiver, step, by, policy, today)
+        except Denied as denied:
+            refusal = refusal or denied
+    if refusal is None:
+        raise Denied("nothing_pending", "no step of this waiver is waiting for a decision")
+    raise refusal
 
 
 def predecessors(waiver: Waiver) -> list[Waiver]:
@@ -114,23 +139,98 @@ def _continuing_what_by_requested(by: User) -> RawSQL:
 
 
 def decided_this_round(by: User) -> Exists:
-    """Whether `by` has decided a step of the waiver's current route (one person, one step)."""
-    return Exists(Approval.objects.filter(waiver=OuterRef("pk"), round=OuterRef("round"), user=by))
+    """Whether `by` has decided a step of the waiver's current route, themselves or through
+    a delegate (one person, one step)."""
+    return Exists(
+        Approval.objects.filter(
+            Q(user=by) | Q(on_behalf_of=by), waiver=OuterRef("pk"), round=OuterRef("round")
+        )  # fmt: skip
+    )
 
 
-def require_may_act(waiver: Waiver, step: RouteStep | None, by: User, policy: Policy) -> None:
+def step_roles(step: RouteStep) -> set[str]:
+    """The roles that may decide `step`: its own and, once it has escalated, that one."""
+    return {step.role, step.escalate_to} if step.escalated_at and step.escalate_to else {step.role}
+
+
+def require_may_act(
+    waiver: Waiver, step: RouteStep | None, by: User, policy: Policy, today: date | None = None
+) -> User | None:
+    """Refuse (Denied) unless `by` may decide `step`; the approver they decide for when
+    they decide as that approver's delegate, else None. Separation of duties holds for both:
+    neither conflicted, neither on this route already."""
     if step is None:
         raise Denied("nothing_pending", "no step of this waiver is waiting for a decision")
-    if by.pk in (people := conflicted(waiver, policy)):
+    people = conflicted(waiver, policy)
+    if by.pk in people:
         code, why = people[by.pk]
         raise Denied(code, f"{why}, so you may not decide on it")
-    if step.role not in roles_of(by):
-        raise Denied("missing_role", f"the {step.tier} step needs the {step.role} role")
-    if Approval.objects.filter(waiver=waiver, round=waiver.round, user=by).exists():
+    if _on_route(waiver, by):
         raise Denied(
             "already_on_route",
             "you have already decided on a step of this route; one person fills one step",
         )
+    if roles_of(by) & step_roles(step):
+        return None
+    from .delegating import acting_for
+
+    handed = [d for d, roles in acting_for(by, today or clock.now().date()) if step.role in roles]
+    if not handed:
+        raise Denied("missing_role", f"the {step.tier} step needs the {step.role} role")
+    if not step.delegable:
+        raise Denied("not_delegable", f"the policy does not let the {step.tier} step be "
+                     f"delegated: it needs the {step.role} role")  # fmt: skip
+    refusal = None
+    for delegator in handed:
+        if delegator.pk in people:
+            code, why = people[delegator.pk]
+            refusal = refusal or Denied(code, f"you would decide for {delegator.username}, and "
+                                        f"{_as_them(why, delegator.username)}, so neither of you "
+                                        "may decide on it")  # fmt: skip
+        elif _on_route(waiver, delegator):
+            refusal = refusal or Denied("already_on_route", f"{delegator.username} has already "
+                                        "decided on a step of this route; one person fills one "
+                                        "step, through a delegate too")  # fmt: skip
+        else:
+            return delegator
+    raise refusal
+
+
+def deciders(waiver: Waiver, step: RouteStep, policy: Policy, today: date) -> list[User]:
+    """Who may decide `step` now, by the rule of `require_may_act`: the active holders of
+    its roles and, where it may be delegated, their delegates; nobody conflicted or already
+    on the route."""
+    from .delegating import delegates_of
+
+    holders = list(User.objects.filter(groups__name__in=step_roles(step), is_active=True)
+                   .distinct().order_by("username"))  # fmt: skip
+    candidates = {u.pk: u for u in holders}
+    if step.delegable:
+        owners = [u for u in holders if step.role in roles_of(u)]
+        candidates.update((d.pk, d) for d, _ in delegates_of(owners, step.role, today))
+    able = []
+    for person in candidates.values():
+        try:
+            require_may_act(waiver, step, person, policy, today)
+        except Denied:
+            continue
+        able.append(person)
+    return able
+
+
+def _as_them(why: str, name: str) -> str:
+    """A reason of `conflicted`, said of someone else."""
+    for you, them in (("you requested", "requested"), ("you own", "owns"), ("you are", "is"),
+                      ("you edited", "edited")):  # fmt: skip
+        if why.startswith(you):
+            return f"{name} {them}{why[len(you) :]}"
+    return why
+
+
+def _on_route(waiver: Waiver, person: User) -> bool:
+    return Approval.objects.filter(
+        Q(user=person) | Q(on_behalf_of=person), waiver=waiver, round=waiver.round
+    ).exists()
 
 
 def require_reviewer(waiver: Waiver, by: User) -> None:

@@ -127,6 +127,7 @@ def filed(served_shared) -> dict[str, str]:
             **{f"bulk{i}": ("sam", body(c, 30 + i)) for i, c in enumerate(
                 ["STARK-005", "WAYNE-006", "WONKA-007", "TYRELL-008", "INITECH-003"])},
             "notice": ("rita", body("PIEDPIPER-012", 25)),
+            "by_email": ("rita", body("STARK-005", 27)),
         },
         "leaving": body("HOOLI-011", 26),
         "conditions": [
@@ -196,6 +197,37 @@ def test_mona_opens_the_evidence_decides_and_lands_on_the_next(person, filed):
     mona.goto("/inbox/")
     expect(mona.locator("#inbox")).not_to_contain_text(first)
     expect(mona.locator("#inbox")).to_contain_text(second)
+
+
+# The address of the approve link in mona's "waiting for your decision" email about REF.
+LINK_IN_EMAIL = """
+import re
+from waiverdesk.notifications.models import Message
+body = Message.objects.filter(event="waiver.step_opened", object_ref=REF,
+                              recipient="mona@example.com").last().body
+print(re.search(r"Approve: (\\S+)", body)[1])
+"""
+
+
+def test_mona_decides_from_her_email_signing_in_on_the_way(browser, served, filed):  # noqa: F811
+    app, base = served
+    ref = filed["by_email"]
+    link = app.waiverdesk("shell", "-v", "0", "-c", LINK_IN_EMAIL.replace("REF", repr(ref)))
+    context = browser.new_context(base_url=base)
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    page.goto(urlsplit(link).path)  # not signed in: the sign-in page first
+    page.get_by_label("User name").fill("mona")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("h1")).to_have_text(f"Approve {ref}?")  # nothing decided yet
+    page.get_by_label("Comment").fill("Fine for a month")
+    page.get_by_role("button", name="Confirm: approve").click()
+    expect(page.locator(".messages")).to_contain_text(f"Your decision on {ref} is recorded")
+    expect(page.locator(".route")).to_contain_text("mona approve")
+    page.goto(urlsplit(link).path)  # once only
+    expect(page.locator("#link-refusal")).to_contain_text("has been used already")
+    context.close()
 
 
 def test_bulk_approval_of_five_with_one_refused_for_a_conflict(person, served, filed):

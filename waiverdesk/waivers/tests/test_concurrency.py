@@ -53,3 +53,29 @@ def test_two_sweepers_at_once_expire_each_waiver_once(committed_world):
     assert sorted(r for result in done for r, _ in result) == sorted(refs)
     assert AuditEntry.objects.filter(action="waiver.expired").count() == 3
     assert audit.verify().ok
+
+
+def test_two_workers_at_once_remind_escalate_and_lapse_each_request_once(committed_world):
+    from datetime import timedelta
+
+    from waiverdesk.notifications.models import Message
+
+    rita = User.objects.get(username="rita")
+    for name in ("mona", "mark", "dana", "dirk", "rita"):
+        User.objects.filter(username=name).update(email=f"{name}@example.com")
+    refs = [services.create(request_body(submit=True), rita, now=NOW).reference for _ in range(3)]
+    late = NOW + timedelta(hours=80)  # past the manager's SLA and its escalation
+    done = at_once(4, lambda i: services.chase(now=late))
+    assert sorted(r for result in done for r, _ in result) == sorted(refs * 2)
+    for ref in refs:
+        told = Counter(Message.objects.filter(object_ref=ref, channel="email")
+                       .values_list("event", flat=True))  # fmt: skip
+        assert told["step.overdue"] == 2 and told["step.escalated"] == 2  # two people each
+    assert AuditEntry.objects.filter(action="step.overdue").count() == 3
+    assert AuditEntry.objects.filter(action="step.escalated").count() == 3
+    lapsing = NOW.replace(month=3, day=16)  # after their end, nobody having decided
+    done = at_once(4, lambda i: services.sweep(now=lapsing))
+    assert sorted(r for result in done for r, _ in result) == sorted(refs)
+    assert AuditEntry.objects.filter(action="waiver.lapsed").count() == 3
+    assert Message.objects.filter(event="waiver.lapsed", channel="email").count() == 3 * 5
+    assert audit.verify().ok

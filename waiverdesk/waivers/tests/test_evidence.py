@@ -80,14 +80,14 @@ def test_evidence_in_words_is_enough_where_the_policy_allows_a_text(world):
     assert waiver.status == "submitted"
 
 
-def test_evidence_added_after_filing_starts_a_new_round_under_review(world):
+def test_evidence_a_rule_reads_added_under_review_starts_a_new_round(world):
     ref = services.create(big_discount_body(submit=True), world["rita"], now=NOW).reference
     services.decide(ref, world["mona"], "approve", now=NOW)
     rita = client_for("rita")
     rita.post(
         f"/requests/{ref}/evidence/",
         {
-            "kind": "usage_forecast",
+            "kind": "business_impact_analysis",  # the type's required evidence
             "files": [
                 upload("q1.csv", b"m,n\n1,2\n", "text/csv"),
                 upload("q2.csv", b"m,n\n3,4\n", "text/csv"),
@@ -96,7 +96,7 @@ def test_evidence_added_after_filing_starts_a_new_round_under_review(world):
     )
     waiver = services.get(ref)
     assert waiver.round == 2 and not waiver.current_route().filter(status="approved").exists()
-    assert sorted(waiver.attachments.filter(kind="usage_forecast").values_list(
+    assert sorted(waiver.attachments.filter(kind="business_impact_analysis").values_list(
         "filename", flat=True)) == ["q1.csv", "q2.csv"]  # fmt: skip
     # Only the requester adds evidence; the approver's attempt changes nothing.
     client_for("dana").post(f"/requests/{ref}/evidence/", {"kind": "other", "text": "x"})

@@ -178,17 +178,24 @@ def test_an_admin_who_edits_a_draft_may_not_approve_the_round_it_is_submitted_in
     assert services.may_act(services.get(ref), world["adam"]).startswith("you edited")
 
 
-def test_new_evidence_under_review_starts_a_new_round(world):
+def test_evidence_no_rule_reads_keeps_the_approvals_and_a_seat_change_restarts_them(world):
     ref = services.create(request_body(end="2027-05-30", submit=True), world["rita"], NOW).reference
     services.decide(ref, world["mona"], "approve", now=LATER)
     services.attach(ref, world["rita"], "forecast.csv", b"month,seats\n", "text/csv",
                     "usage_forecast", now=LATER)  # fmt: skip
     waiver = services.get(ref)
-    assert waiver.round == 2 and waiver.status == "submitted"
-    assert [s.status for s in waiver.current_route()] == ["pending", "waiting"]
+    assert waiver.round == 1 and waiver.status == "in_review"
+    assert [s.status for s in waiver.current_route()] == ["approved", "pending"]
     edited = AuditEntry.objects.filter(object_ref=ref, action="waiver.edited").last()
     payload = json.loads(edited.payload)
-    assert payload["evidence_added"] == ["usage_forecast"] and payload["approvals_reset"]
+    assert payload["evidence_added"] == ["usage_forecast"] and not payload["approvals_reset"]
+    assert payload["material"] == []
+    services.edit(ref, world["rita"], {"scope": {"seats": 60}}, now=LATER)  # material
+    waiver = services.get(ref)
+    assert waiver.round == 2 and waiver.status == "submitted"
+    assert [s.status for s in waiver.current_route()] == ["pending", "waiting"]
+    payload = json.loads(AuditEntry.objects.filter(action="waiver.edited").last().payload)
+    assert payload["approvals_reset"] and payload["material"] == ["scope"]
     with pytest.raises(Denied, match="needs the sales_manager role"):
         services.decide(ref, world["dana"], "approve", now=LATER)  # the manager step again
 

@@ -1,7 +1,7 @@
 """A hypothesis state machine over the services: whatever people do, in whatever order,
 the rules hold. People hold several roles at once; they create, edit, override, decide, renew,
-amend, change account owners and attest, and the machine keeps its own account of who has a
-stake in each request at each moment, to hold the services to it."""
+amend, change account owners, delegate their decisions and attest, and the machine keeps its
+own account of who has a stake in each request at each moment, to hold the services to it."""
 
 import contextlib
 import json
@@ -94,6 +94,7 @@ class WaiverLife(RuleBasedStateMachine):
         self.stake_when_given: dict[int, bool] = {}  # approval -> conflicted when given
         self.voided: set[int] = set()
         self.attested_with_stake: list[int] = []
+        self.delegations: list[tuple[str, str, str, date, date]] = []  # from, to, role, days
         # One request to begin with, approved or waiting for its first decision.
         ref = self.create(body, True, who, "olga", "GLOBEX-002")
         if approved:
@@ -171,12 +172,42 @@ class WaiverLife(RuleBasedStateMachine):
     def approve_as_anyone(self, ref, who, checks):
         names = ["contract_allows_discount", "revenue_recognition"] if checks else []
         had_stake = self.stake(ref, who)
+        # The stake of each person `who` may decide for, before the decision.
+        stakes = {d[0]: self.stake(ref, d[0]) for d in self.delegations if d[1] == who}
         with contextlib.suppress(Denied, Invalid):
             services.decide(ref, self.people[who], "approve", checks=names, now=self.now)
             waiver = Waiver.objects.get(reference=ref)
-            given = Approval.objects.get(waiver=waiver, round=waiver.round, user=self.people[who])
+            given = Approval.objects.select_related("on_behalf_of", "step").get(
+                waiver=waiver, round=waiver.round, user=self.people[who])  # fmt: skip
             self.stake_when_given[given.pk] = had_stake
             assert not had_stake, f"{who} decided {ref} with a stake in it"
+            if given.on_behalf_of is not None:
+                delegator = given.on_behalf_of.username
+                self.stake_when_given[given.pk] = stakes[delegator]
+                assert not stakes[delegator], (
+                    f"{who} decided {ref} for {delegator}, who has a stake"
+                )
+                assert given.step.delegable, f"{who} decided an undelegable step for {delegator}"
+                assert any(d[:2] == (delegator, who) and d[2] in ("", given.step.role)
+                           and d[3] <= self.now.date() <= d[4] for d in self.delegations), (
+                    f"{who} decided for {delegator} without a delegation in force")  # fmt: skip
+
+    @rule(
+        who=st.sampled_from(APPROVERS),
+        to=st.sampled_from(APPROVERS + REQUESTERS),
+        role=st.sampled_from(["", "sales_manager", "deal_desk", "executive", "finance"]),
+        begins=st.integers(-3, 20),
+        days=st.integers(0, 40),
+    )
+    def delegate(self, who, to, role, begins, days):
+        """An approver hands their decisions to someone for a while (perhaps a requester, an
+        account owner or an approver of another step)."""
+        starts = self.now.date() + timedelta(days=begins)
+        ends = starts + timedelta(days=days)
+        with contextlib.suppress(Denied, Invalid):
+            services.delegating.delegate(self.people[who], self.people[to], starts, ends,
+                                         self.people[who], role, now=self.now)  # fmt: skip
+            self.delegations.append((who, to, role, starts, ends))
 
     @rule(ref=waivers)
     def approve_all_the_way(self, ref):
@@ -304,6 +335,7 @@ class WaiverLife(RuleBasedStateMachine):
     def advance_clock(self, days):
         self.now += timedelta(days=days)
         services.sweep(now=self.now)
+        services.chase(now=self.now)
         reviews.run(self.now)
 
     @invariant()
@@ -319,6 +351,14 @@ class WaiverLife(RuleBasedStateMachine):
     @invariant()
     def nobody_approves_their_own_request(self):
         assert not Approval.objects.filter(user=F("waiver__requester")).exists()
+        assert not Approval.objects.filter(on_behalf_of=F("waiver__requester")).exists()
+
+    @invariant()
+    def one_person_fills_one_step_of_a_route_through_a_delegate_too(self):
+        for waiver_id, round_ in Approval.objects.values_list("waiver", "round").distinct():
+            given = Approval.objects.filter(waiver=waiver_id, round=round_)
+            people = [p for pair in given.values_list("user", "on_behalf_of") for p in pair if p]
+            assert len(people) == len(set(people)), (waiver_id, round_, people)
 
     @invariant()
     def no_step_has_more_approvals_than_it_needs(self):

@@ -37,6 +37,7 @@ class Command(ActionCommand):
         for name in ("approve", "reject", "request-changes"):
             p = action(name, f"{name.replace('-', ' ')} on the step you may act on")
             p.add_argument("--comment", default="")
+            p.add_argument("--tier", default=None, help="the step, when several are open at once")
             p.add_argument(
                 "--check",
                 action="append",
@@ -87,7 +88,7 @@ class Command(ActionCommand):
         waiver = self.run(services.submit, reference, username)
         self.stdout.write(f"{waiver.reference} {waiver.status}")
 
-    def _decide(self, decision, reference, username, comment, checks, conditions, **_):
+    def _decide(self, decision, reference, username, comment, checks, conditions, tier, **_):
         parsed = []
         for text in conditions:
             parts = text.split(";")
@@ -95,7 +96,8 @@ class Command(ActionCommand):
                 raise CommandError(f"--condition '{text}': write TEXT;OWNER;YYYY-MM-DD[;customer]")
             parsed.append({**dict(zip(("text", "owner", "due"), parts[:3], strict=True)),
                            "customer_visible": parts[3:] == ["customer"]})  # fmt: skip
-        self.run(services.decide, reference, username, decision, comment, parsed, checks)
+        self.run(services.decide, reference, username, decision, comment, parsed, checks,
+                 tier=tier)  # fmt: skip
         self.stdout.write(f"{reference} {services.get(reference).status}")
 
     def do_approve(self, **options):
@@ -164,11 +166,11 @@ class Command(ActionCommand):
         for reference, action in services.sweep(dry_run=dry_run):
             self.stdout.write(f"{reference} {action}{' (dry run)' if dry_run else ''}")
 
-    def run(self, service, reference, username=None, *args):
+    def run(self, service, reference, username=None, *args, **kwargs):
         """Call a service for one waiver, turning an unknown reference into a clear error."""
         try:
             if username is None:
-                return service(reference, *args)
-            return service(reference, self.person(username), *args)
+                return service(reference, *args, **kwargs)
+            return service(reference, self.person(username), *args, **kwargs)
         except services.NotFound:
             raise CommandError(f"no waiver {reference}") from None
