@@ -124,7 +124,8 @@ def decide(
         transition(waiver, "approve_step" if decision == "approve" else decision)  # the state table
         route = list(waiver.current_route())
         policy = policy_of(waiver)
-        step, delegator = step_for(waiver, by, policy, now.date(), tier)
+        found, delegator = step_for(waiver, by, policy, now.date(), tier)
+        step = next(s for s in route if s.pk == found.pk)
         new_conditions = _read_conditions(conditions or [], now.date())
         given = step.approvals.filter(decision="approve").count() + (decision == "approve")
         step_done = decision == "approve" and given >= step.required
@@ -248,7 +249,7 @@ def _tick_checks(
                 f"“{specs[name].label}” is recorded by the {tier.label or tier.name} step",
             )
     ticked = {**waiver.checks, **{n: {"by": by.username, "at": now.isoformat()} for n in names}}
-    due = {n for n, tier in recorder.items() if tier == step.tier or step is route[-1]}
+    due = {n for n, tier in recorder.items() if tier == step.tier or step.pk == route[-1].pk}
     missing = sorted(due - set(ticked))
     if step_done and missing:
         labels = "; ".join(specs[n].label for n in missing)

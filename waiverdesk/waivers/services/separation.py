@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 
 from django.contrib.auth.models import User
@@ -18,7 +19,7 @@ from waiverdesk.core.errors import Denied
 from waiverdesk.core.lifecycle import IllegalTransition
 from waiverdesk.core.policy import Policy
 from waiverdesk.directory.models import Customer
-from waiverdesk.directory.services import roles_of
+from waiverdesk.directory.services import holding, roles_of
 from waiverdesk.policies import services as policies
 from waiverdesk.policies.models import PolicyVersion
 
@@ -153,19 +154,41 @@ def step_roles(step: RouteStep) -> set[str]:
     return {step.role, step.escalate_to} if step.escalated_at and step.escalate_to else {step.role}
 
 
+@dataclass(frozen=True)
+class Stakes:
+    """Who may not decide a waiver's current round: those `conflicted` (user id -> (code,
+    why)) and those already on its route, themselves or through a delegate (user ids)."""
+
+    conflicted: dict[int, tuple[str, str]]
+    on_route: frozenset[int]
+
+
+def stakes_of(waiver: Waiver, policy: Policy) -> Stakes:
+    given = Approval.objects.filter(waiver=waiver, round=waiver.round)
+    people = {p for pair in given.values_list("user", "on_behalf_of") for p in pair if p}
+    return Stakes(conflicted(waiver, policy), frozenset(people))
+
+
 def require_may_act(
-    waiver: Waiver, step: RouteStep | None, by: User, policy: Policy, today: date | None = None
+    waiver: Waiver,
+    step: RouteStep | None,
+    by: User,
+    policy: Policy,
+    today: date | None = None,
+    stakes: Stakes | None = None,
 ) -> User | None:
     """Refuse (Denied) unless `by` may decide `step`; the approver they decide for when
     they decide as that approver's delegate, else None. Separation of duties holds for both:
-    neither conflicted, neither on this route already."""
+    neither conflicted, neither on this route already. (`stakes`: the waiver's, when the
+    caller asks of many people.)"""
     if step is None:
         raise Denied("nothing_pending", "no step of this waiver is waiting for a decision")
-    people = conflicted(waiver, policy)
+    stakes = stakes or stakes_of(waiver, policy)
+    people = stakes.conflicted
     if by.pk in people:
         code, why = people[by.pk]
         raise Denied(code, f"{why}, so you may not decide on it")
-    if _on_route(waiver, by):
+    if by.pk in stakes.on_route:
         raise Denied(
             "already_on_route",
             "you have already decided on a step of this route; one person fills one step",
@@ -187,7 +210,7 @@ def require_may_act(
             refusal = refusal or Denied(code, f"you would decide for {delegator.username}, and "
                                         f"{_as_them(why, delegator.username)}, so neither of you "
                                         "may decide on it")  # fmt: skip
-        elif _on_route(waiver, delegator):
+        elif delegator.pk in stakes.on_route:
             refusal = refusal or Denied("already_on_route", f"{delegator.username} has already "
                                         "decided on a step of this route; one person fills one "
                                         "step, through a delegate too")  # fmt: skip
@@ -202,16 +225,15 @@ def deciders(waiver: Waiver, step: RouteStep, policy: Policy, today: date) -> li
     on the route."""
     from .delegating import delegates_of
 
-    holders = list(User.objects.filter(groups__name__in=step_roles(step), is_active=True)
-                   .distinct().order_by("username"))  # fmt: skip
+    holders = holding(step_roles(step))
     candidates = {u.pk: u for u in holders}
     if step.delegable:
         owners = [u for u in holders if step.role in roles_of(u)]
         candidates.update((d.pk, d) for d, _ in delegates_of(owners, step.role, today))
-    able = []
+    stakes, able = stakes_of(waiver, policy), []
     for person in candidates.values():
         try:
-            require_may_act(waiver, step, person, policy, today)
+            require_may_act(waiver, step, person, policy, today, stakes)
         except Denied:
             continue
         able.append(person)
@@ -225,12 +247,6 @@ def _as_them(why: str, name: str) -> str:
         if why.startswith(you):
             return f"{name} {them}{why[len(you) :]}"
     return why
-
-
-def _on_route(waiver: Waiver, person: User) -> bool:
-    return Approval.objects.filter(
-        Q(user=person) | Q(on_behalf_of=person), waiver=waiver, round=waiver.round
-    ).exists()
 
 
 def require_reviewer(waiver: Waiver, by: User) -> None:
