@@ -48,10 +48,10 @@ def step_for(
         if not pending:
             raise Denied("nothing_pending", f"no {tier} step of this waiver is waiting for a "
                          "decision")  # fmt: skip
-    refusal = None
+    refusal, stakes = None, stakes_of(waiver, policy) if pending else None
     for step in pending:
         try:
-            return step, require_may_act(waiver, step, by, policy, today)
+            return step, require_may_act(waiver, step, by, policy, today, stakes)
         except Denied as denied:
             refusal = refusal or denied
     if refusal is None:
