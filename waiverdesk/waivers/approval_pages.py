@@ -10,7 +10,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from waiverdesk import clock
-from waiverdesk.core.errors import Denied, Invalid, Problem
+from waiverdesk.core.errors import Denied, Invalid
 from waiverdesk.core.lifecycle import UNDER_REVIEW
 from waiverdesk.directory.services import roles_of
 from waiverdesk.web import page
@@ -32,12 +32,8 @@ def delegations(request: HttpRequest):
     is_admin = "admin" in roles_of(user)
     if request.method == "POST":
         kept = request.POST
-        delegator = user
-        if is_admin and kept.get("delegator", "").strip() not in ("", user.username):
-            delegator = User.objects.filter(username=kept["delegator"].strip()).first()
+        delegator = (is_admin and kept.get("delegator", "").strip()) or user
         try:
-            if delegator is None:
-                raise Invalid([Problem("delegator", "unknown_user", "name a person")])
             made = delegating.delegate(delegator, kept.get("delegate", ""), kept.get("starts"),
                                        kept.get("ends"), user, kept.get("role", ""))  # fmt: skip
         except Invalid as invalid:

@@ -34,7 +34,7 @@ def approver_roles() -> set[str]:
 
 
 def delegate(
-    delegator: User,
+    delegator: User | str,
     to: User | str | None,
     starts: date | str | None,
     ends: date | str | None,
@@ -42,14 +42,16 @@ def delegate(
     role: str = "",
     now: datetime | None = None,
 ) -> Delegation:
-    """Hand `delegator`'s approver role (`role`, or every one they hold) to `to` (a person or
-    a user name) from `starts` to `ends` (dates or YYYY-MM-DD), both days included. The
+    """Hand `delegator`'s approver role (`role`, or every one they hold) to `to` (people or
+    user names) from `starts` to `ends` (dates or YYYY-MM-DD), both days included. The
     delegator sets it, or an admin for them."""
     now = now or clock.now()
+    delegator = _person(delegator)
+    if delegator is None:
+        raise Invalid([Problem("delegator", "unknown_user", "name a person")])
     if by.pk != delegator.pk and "admin" not in roles_of(by):
         raise Denied("not_yours", "only the approver or an admin may delegate their decisions")
-    if isinstance(to, str):  # a name with a NUL names nobody (and no database stores it)
-        to = User.objects.filter(username=to.strip()).first() if "\x00" not in to else None
+    to = _person(to)
     starts, ends, role = _day(starts), _day(ends), (role or "").strip()
     problems = _problems(delegator, to, starts, ends, role, now.date())
     if problems:
@@ -137,6 +139,14 @@ def delegates_of(users: list[User], role: str, today: date) -> list[tuple[User, 
     found = in_force(today).filter(delegator__in=users, delegate__is_active=True)
     found = found.filter(Q(role="") | Q(role=role)).select_related("delegate", "delegator")
     return [(d.delegate, d.delegator) for d in found]
+
+
+def _person(who: User | str | None) -> User | None:
+    """A person, or the one a user name names (a name with a NUL names nobody, and no
+    database stores it)."""
+    if not isinstance(who, str):
+        return who
+    return User.objects.filter(username=who.strip()).first() if "\x00" not in who else None
 
 
 def _day(value: date | str | None) -> date | None:

@@ -448,3 +448,23 @@ def test_bulk_decisions_through_the_api_answer_for_each_item(world):
     results = {r["reference"]: r for r in answer.json()["results"]}
     assert results[acme]["errors"][0]["code"] == "conflict_of_interest"
     assert all(results[r]["decided"] for r in more)
+
+
+def test_an_admin_sets_a_delegation_for_someone_and_nobody_else_may(world):
+    api = client_for("anonymous")
+    body = {"delegator": "mona", "delegate": "sam", "starts": "2027-01-04", "ends": "2027-01-08"}
+    for who, expected in (("dana", 403), ("adam", 201)):
+        _t, secret = tokens.create_token(world[who], "laptop", ["read", "decide"])
+        made = api.post("/api/v1/delegations", body, content_type="application/json",
+                        HTTP_AUTHORIZATION=f"Bearer {secret}")  # fmt: skip
+        assert made.status_code == expected, made.content
+    assert delegating.of(world["mona"]).get().created_by.username == "adam"
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {secret}"}  # adam's
+    unknown = api.post("/api/v1/delegations", {**body, "delegator": "nobody"},
+                       content_type="application/json", **auth)  # fmt: skip
+    assert unknown.status_code == 422 and unknown.json()["errors"][0]["field"] == "delegator"
+    page = client_for("adam").post("/settings/delegations/", {**body, "delegator": "dana",
+                                                              "delegate": "dirk"})  # fmt: skip
+    assert (
+        page.status_code == 302 and delegating.of(world["dana"]).get().delegate.username == "dirk"
+    )
