@@ -37,13 +37,16 @@ RETRY_DELAYS = [timedelta(seconds=s) for s in (10, 60, 300, 1800, 7200, 21600)]
 LEASE = timedelta(minutes=5)
 
 
+PERSONAL = "\x1e"  # where an email's personal part goes (a character no text holds)
+
+
 def publish(
     event: str,
     waiver: Any,
     data: dict[str, Any],
     to: list[User | None],
     now: datetime,
-    personal: Callable[[User], dict[str, Any]] | None = None,
+    personal: Callable[[User], str] | None = None,
 ) -> None:
     """Queue `event` about `waiver` for every subscribed webhook and, by email, for the people
     in `to` who have not muted it. Call it inside the transaction of the change. `personal`
@@ -55,7 +58,7 @@ def publish_many(
     event: str,
     items: list[tuple[Any, dict[str, Any], list]],
     now: datetime,
-    personal: Callable[[User], dict[str, Any]] | None = None,
+    personal: Callable[[User], str] | None = None,
 ) -> None:
     """`publish` for many waivers at once: (waiver, data, people) each."""
     hooks = [h for h in Webhook.objects.filter(active=True) if not h.events or event in h.events]
@@ -85,19 +88,17 @@ def publish_many(
             "data": data,
             "url": f"{settings.BASE_URL}/requests/{waiver.reference}/",
             "sent": now,
+            "personal": PERSONAL,
         }
         written: dict[Reader, str] = {}  # one text per way of reading
         for user in told.values():
             reader = people_read[user.pk]
-            if personal is not None:
+            if reader not in written:
                 with writing_for(reader):
-                    body = render_to_string("notifications/email.txt",
-                                            {**context, **personal(user)})  # fmt: skip
-            else:
-                if reader not in written:
-                    with writing_for(reader):
-                        written[reader] = render_to_string("notifications/email.txt", context)
-                body = written[reader]
+                    written[reader] = render_to_string("notifications/email.txt", context)
+            # What is this person's alone goes where the text marks it, without rendering
+            # the whole text again for each person.
+            body = written[reader].replace(PERSONAL, personal(user) if personal else "")
             messages.append(
                 _message(Message.Channel.EMAIL, event, waiver, now, recipient=user.email,
                          subject=f"{waiver.reference} {EVENTS[event]}", body=body)

@@ -58,6 +58,13 @@ def for_email(waiver: Waiver, step: RouteStep, user: User, version: str | None =
     ]
 
 
+def as_text(waiver: Waiver, step: RouteStep, user: User, version: str) -> str:
+    """The part of `user`'s email with their decision links."""
+    lines = "".join(f"  {label}: {url}\n" for label, url in for_email(waiver, step, user, version))
+    return ("\nOr decide from here (each link asks you to confirm, and works once, for this\n"
+            f"version of the request):\n{lines}")  # fmt: skip
+
+
 def read(token: str) -> Link:
     """The link a token names, or Denied when it was not made here (or was altered)."""
     try:

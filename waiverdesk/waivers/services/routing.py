@@ -60,10 +60,10 @@ def tell_kept(waiver: Waiver, changed: list[str], now: datetime) -> None:
 
     version = decision_links.version_of(waiver)
 
-    def links(user: User) -> dict:
+    def links(user: User) -> str:
         if user.pk not in deciding:
-            return {}
-        return {"links": decision_links.for_email(waiver, deciding[user.pk][1], user, version)}
+            return ""
+        return decision_links.as_text(waiver, deciding[user.pk][1], user, version)
 
     people = [*approved, *(u for u, _ in deciding.values())]
     notify.publish("waiver.edited", waiver, {"changed": ", ".join(changed)}, people, now,
@@ -139,7 +139,7 @@ def tell_approvers(waiver: Waiver, step: RouteStep, now: datetime, policy=None) 
     waiting = deciders(waiver, step, policy or policy_of(waiver), now.date())
     version = decision_links.version_of(waiver) if waiting else ""
 
-    def links(user: User) -> dict:
-        return {"links": decision_links.for_email(waiver, step, user, version)}
+    def links(user: User) -> str:
+        return decision_links.as_text(waiver, step, user, version)
 
     notify.publish("waiver.step_opened", waiver, {"tier": step.tier}, waiting, now, links)
