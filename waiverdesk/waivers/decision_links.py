@@ -49,18 +49,12 @@ def make(waiver: Waiver, step: RouteStep, user: User, decision: str, version: st
     return signing.dumps(fields, salt=SALT, compress=True)
 
 
-def for_email(waiver: Waiver, step: RouteStep, user: User, version: str | None = None):
-    """(label, address) of each decision link for `user`'s email about `step`."""
-    version = version or version_of(waiver)
-    return [
-        (label, f"{settings.BASE_URL}/decide/{make(waiver, step, user, decision, version)}/")
-        for decision, label in DECISIONS.items()
-    ]
-
-
 def as_text(waiver: Waiver, step: RouteStep, user: User, version: str) -> str:
-    """The part of `user`'s email with their decision links."""
-    lines = "".join(f"  {label}: {url}\n" for label, url in for_email(waiver, step, user, version))
+    """The part of `user`'s email with their decision links (`version`: `version_of`)."""
+    lines = "".join(
+        f"  {label}: {settings.BASE_URL}/decide/{make(waiver, step, user, decision, version)}/\n"
+        for decision, label in DECISIONS.items()
+    )
     return ("\nOr decide from here (each link asks you to confirm, and works once, for this\n"
             f"version of the request):\n{lines}")  # fmt: skip
 
