@@ -3,7 +3,7 @@
 import os
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import unquote, urlparse
+from urllib.parse import parse_qs, unquote, urlparse
 
 import dj_database_url
 
@@ -227,8 +227,7 @@ IDEMPOTENCY_ABANDONED_SECONDS = int(
     os.environ.get("WAIVERDESK_IDEMPOTENCY_ABANDONED_SECONDS", "120")
 )
 
-# Outbound messages. EMAIL_URL is smtp://[user:password@]host:port (smtps:// for TLS);
-# without it, emails are written as files under WAIVERDESK_DATA_DIR/mail.
+# Outbound messages: EMAIL_URL (see email_settings below).
 BASE_URL = os.environ.get("WAIVERDESK_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 _base = urlparse(BASE_URL)
 CSRF_TRUSTED_ORIGINS = sorted(
@@ -261,18 +260,31 @@ EMAIL_TRUSTED_AUTHSERV = {
 }
 DNS_SERVER = os.environ.get("WAIVERDESK_DNS_SERVER", "")
 EMAIL_MAX_BYTES = int(os.environ.get("WAIVERDESK_EMAIL_MAX_BYTES", 15 * 1024 * 1024))
-_email = urlparse(os.environ.get("EMAIL_URL", ""))
-if _email.scheme in ("smtp", "smtps"):
-    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    EMAIL_HOST, EMAIL_PORT = _email.hostname, _email.port or 25
-    EMAIL_HOST_USER, EMAIL_HOST_PASSWORD = (
-        unquote(_email.username or ""),
-        unquote(_email.password or ""),
-    )
-    EMAIL_USE_SSL = _email.scheme == "smtps"
-else:
-    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
-    EMAIL_FILE_PATH = DATA_DIR / "mail"
+
+
+def email_settings(url: str) -> dict:
+    """Django's email settings for EMAIL_URL: smtp://host[:25] (plain, or STARTTLS with
+    ?starttls=1), submission://host[:587] (STARTTLS, required), smtps://host[:465] (TLS from
+    the first byte); user:password@ before the host when the server wants them. Without a
+    URL, messages are written as files under WAIVERDESK_DATA_DIR/mail."""
+    parsed = urlparse(url)
+    ports = {"smtp": 25, "submission": 587, "smtps": 465}
+    if parsed.scheme not in ports:
+        return {"EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+                "EMAIL_FILE_PATH": DATA_DIR / "mail"}  # fmt: skip
+    starttls = parse_qs(parsed.query).get("starttls", ["0"])[0].lower() in ("1", "true", "yes")
+    return {
+        "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+        "EMAIL_HOST": parsed.hostname,
+        "EMAIL_PORT": parsed.port or ports[parsed.scheme],
+        "EMAIL_HOST_USER": unquote(parsed.username or ""),
+        "EMAIL_HOST_PASSWORD": unquote(parsed.password or ""),
+        "EMAIL_USE_SSL": parsed.scheme == "smtps",
+        "EMAIL_USE_TLS": parsed.scheme == "submission" or starttls,  # Django's name for STARTTLS
+    }
+
+
+globals().update(email_settings(os.environ.get("EMAIL_URL", "")))  # EMAIL_BACKEND, EMAIL_HOST…
 EMAIL_TIMEOUT = 10  # seconds for each exchange with the SMTP server
 
 LOGGING = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
@@ -10,17 +11,21 @@ from django.http import Http404, HttpRequest, HttpResponseBadRequest, JsonRespon
 from django.http.multipartparser import MultiPartParserError
 from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError, ValidationError
+from ninja.openapi.schema import OpenAPISchema
 from ninja.security import HttpBearer
+from pydantic import Field
 
 from waiverdesk import clock
 from waiverdesk.audit import services as audit
 from waiverdesk.core.errors import Denied, Invalid
 from waiverdesk.core.policy import PolicyError
+from waiverdesk.directory.services import roles_of
 from waiverdesk.policies.services import NoActivePolicy
 from waiverdesk.waivers.intake import describe
 from waiverdesk.waivers.services import NotFound, read_with_policy
 
 from . import services
+from .documented import enum
 
 # Refusals because of the waiver's state, not the caller's rights.
 CONFLICTS = frozenset(
@@ -68,14 +73,74 @@ def need(request: HttpRequest, scope: str) -> None:
         raise MissingScope(scope)
 
 
-api = NinjaAPI(
+# What the idempotency middleware (idempotency.py) does for every POST, in the document.
+IDEMPOTENCY_KEY = {
+    "in": "header",
+    "name": "Idempotency-Key",
+    "required": False,
+    "schema": {"type": "string", "maxLength": 200},
+    "description": "Makes a retry safe for 24 hours: the same key with the same request "
+    "gets the first response again (marked `Idempotent-Replayed: true`); with another "
+    "request, 422; while the first is running, 409.",
+}
+REPLAYED = {
+    "Idempotent-Replayed": {
+        "description": "`true` when this is the recorded first response to the "
+        "Idempotency-Key sent",
+        "schema": {"type": "string", "enum": ["true"]},
+    }
+}
+
+
+class Document(OpenAPISchema):
+    """The OpenAPI document as django-ninja makes it, plus what the middleware adds to every
+    POST (its Idempotency-Key header and the Idempotent-Replayed answer)."""
+
+    def operation_details(self, operation):
+        details = super().operation_details(operation)
+        if "POST" in operation.methods:
+            details["parameters"] = [*details["parameters"], IDEMPOTENCY_KEY]
+            for status, response in details["responses"].items():
+                if int(status) < 300:
+                    response["headers"] = REPLAYED
+        return details
+
+
+class Api(NinjaAPI):
+    def get_openapi_schema(self, *, path_prefix=None, path_params=None):
+        if path_prefix is None:
+            path_prefix = self.get_root_path(path_params or {})
+        self.servers = [{"url": settings.BASE_URL, "description": "WAIVERDESK_BASE_URL"}]
+        return Document(self, path_prefix)
+
+
+api = Api(
     title="waiverdesk",
     version="1",
+    description="Exception requests for license waivers and special customer arrangements: "
+    "intake, policy-driven approval, implementation, usage and audit. Send a token as "
+    "`Authorization: Bearer …`; its scopes (read, write, decide, admin, scim) say what it "
+    "may do.",
     urls_namespace="api",
     auth=BearerToken(),
     openapi_url="/openapi.json",
     docs_url=None,  # the interactive docs would load Swagger UI from a CDN
 )
+
+
+class TokenOut(Schema):
+    user: str
+    roles: list[str]
+    scopes: list[str] = Field(json_schema_extra=enum(lambda: services.SCOPES))
+    expires_at: datetime | None
+
+
+@api.get("/token", response={200: TokenOut, **ERRORS}, operation_id="getToken",
+         summary="Whose token this is and what it may do", tags=["tokens"])  # fmt: skip
+def token(request):
+    live = request.auth
+    return {"user": live.user.username, "roles": sorted(roles_of(live.user)),
+            "scopes": live.scopes, "expires_at": live.expires_at}  # fmt: skip
 
 
 def errors(request, status: int, items: list[dict]):
@@ -108,7 +173,9 @@ def _schema_invalid(request, exc: ValidationError):
     items = []
     for error in exc.errors:
         field = ""
-        for part in list(error.get("loc", ()))[2:]:
+        # ("body", <the body parameter>, field…); ("query", parameter) and ("path", parameter)
+        loc = list(error.get("loc", ()))
+        for part in loc[2:] if loc[:1] == ["body"] else loc[1:]:
             field += f"[{part}]" if isinstance(part, int) else (f".{part}" if field else str(part))
         field = field or "body"
         code = {"missing": "required", "extra_forbidden": "unknown_field"}.get(

@@ -65,7 +65,7 @@ class ProofOut(Schema):
     entries: list[ProvedEntryOut]
 
 
-@router.get("/verify", response={200: VerificationOut, **ERRORS})
+@router.get("/verify", operation_id="verifyAudit", response={200: VerificationOut, **ERRORS})
 def verify(request):
     """Whether the whole chain verifies, its length and head hash."""
     need(request, "read")
@@ -74,7 +74,7 @@ def verify(request):
     return result.__dict__
 
 
-@router.get("/entries", response={200: list[EntryOut], **ERRORS})
+@router.get("/entries", operation_id="listAuditEntries", response={200: list[EntryOut], **ERRORS})
 def entries(request, filters: Query[EntryFilter]):
     """Raw entries in order (auditors and admins); the read is recorded in the trail."""
     need(request, "read")
@@ -87,7 +87,7 @@ def entries(request, filters: Query[EntryFilter]):
     return found
 
 
-@router.get("/proofs/{reference}", response={200: ProofOut, **ERRORS})
+@router.get("/proofs/{reference}", operation_id="getAuditProof", response={200: ProofOut, **ERRORS})
 def proof(request, reference: str):
     """Inclusion proofs of one waiver's entries in the latest signed checkpoint, to check
     with the standalone verifier."""

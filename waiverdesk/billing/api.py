@@ -28,7 +28,11 @@ class Filters(Schema):
     customer: str | None = None
 
 
-@router.get("/discrepancies", response={200: list[DiscrepancyOut], **ERRORS})
+@router.get(
+    "/discrepancies",
+    operation_id="listBillingDiscrepancies",
+    response={200: list[DiscrepancyOut], **ERRORS},
+)
 def discrepancies(request, filters: Query[Filters]):
     """Over-discounted, under-billed and billed-after-expiry invoice lines."""
     need(request, "read")

@@ -6,7 +6,7 @@ from datetime import date, timedelta
 from enum import StrEnum
 
 
-class Status(StrEnum):
+class WaiverStatus(StrEnum):  # the name clients generated from the API document see
     DRAFT = "draft"
     SUBMITTED = "submitted"
     IN_REVIEW = "in_review"
@@ -21,7 +21,7 @@ class Status(StrEnum):
     LAPSED = "lapsed"  # nobody decided it in time
 
 
-S = Status
+Status = S = WaiverStatus
 UNDER_REVIEW = frozenset({S.SUBMITTED, S.IN_REVIEW})
 OPEN = frozenset({S.DRAFT, S.CHANGES_REQUESTED, *UNDER_REVIEW})
 IN_FORCE = frozenset({S.APPROVED, S.ACTIVE})

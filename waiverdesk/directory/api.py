@@ -73,13 +73,13 @@ def customer_out(c: Customer) -> dict:
     }
 
 
-@router.get("/customers", response={200: list[CustomerOut], **ERRORS})
+@router.get("/customers", operation_id="listCustomers", response={200: list[CustomerOut], **ERRORS})
 def customers(request):
     need(request, "read")
     return [customer_out(c) for c in Customer.objects.select_related("account_owner")]
 
 
-@router.post("/customers", response={201: CustomerOut, **ERRORS})
+@router.post("/customers", operation_id="createCustomer", response={201: CustomerOut, **ERRORS})
 def add_customer(request, body: CustomerIn):
     require_admin(request)
     customer = services.add_customer(
@@ -93,7 +93,9 @@ def add_customer(request, body: CustomerIn):
     return Status(201, customer_out(customer))
 
 
-@router.patch("/customers/{external_id}", response={200: CustomerOut, **ERRORS})
+@router.patch(
+    "/customers/{external_id}", operation_id="updateCustomer", response={200: CustomerOut, **ERRORS}
+)
 def change_customer(request, external_id: str, body: CustomerChange):
     """Change only the fields given; a new account owner is re-checked on open requests."""
     require_admin(request)
@@ -126,7 +128,7 @@ class RateOut(Schema):
     base: str
 
 
-@router.get("/rates", response={200: list[RateOut], **ERRORS})
+@router.get("/rates", operation_id="listRates", response={200: list[RateOut], **ERRORS})
 def list_rates(request, currency: str | None = None, on: date | None = None):
     """The rates in force on a day (today by default), one per base and currency."""
     need(request, "read")
@@ -139,7 +141,7 @@ def list_rates(request, currency: str | None = None, on: date | None = None):
              "base": r.base} for r in latest.values()]  # fmt: skip
 
 
-@router.post("/rates", response={201: dict, **ERRORS})
+@router.post("/rates", operation_id="addRates", response={201: dict, **ERRORS})
 def add_rates(request, body: RatesIn):
     """Add rates (or correct a day's rate); no waiver's recorded rate changes."""
     require_admin(request)
@@ -148,13 +150,13 @@ def add_rates(request, body: RatesIn):
     return Status(201, counts)
 
 
-@router.get("/products", response={200: list[ProductOut], **ERRORS})
+@router.get("/products", operation_id="listProducts", response={200: list[ProductOut], **ERRORS})
 def products(request):
     need(request, "read")
     return list(Product.objects.values("code", "name", "family", "risk_class"))
 
 
-@router.post("/products", response={201: ProductOut, **ERRORS})
+@router.post("/products", operation_id="createProduct", response={201: ProductOut, **ERRORS})
 def add_product(request, body: ProductIn):
     require_admin(request)
     p = services.add_product(

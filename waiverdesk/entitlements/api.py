@@ -44,7 +44,12 @@ class AccountFilters(Schema):
     product: str | None = None
 
 
-@router.get("", response={200: list[ChangeOut], **ERRORS}, summary="Grants and reverts")
+@router.get(
+    "",
+    operation_id="listEntitlementChanges",
+    response={200: list[ChangeOut], **ERRORS},
+    summary="Grants and reverts",
+)
 def changes(request, filters: Query[ChangeFilters]):
     """Every grant and revert in order; poll with `since` set to the last id you applied."""
     need(request, "read")
@@ -53,7 +58,11 @@ def changes(request, filters: Query[ChangeFilters]):
     return [services.as_row(c) for c in found]
 
 
-@router.get("/effective", response={200: list[EffectiveOut], **ERRORS})
+@router.get(
+    "/effective",
+    operation_id="getEffectiveEntitlements",
+    response={200: list[EffectiveOut], **ERRORS},
+)
 def effective(request, filters: Query[AccountFilters]):
     """The entitlement delta in force per customer and product."""
     need(request, "read")

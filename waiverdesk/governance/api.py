@@ -79,7 +79,9 @@ def _oversight(request) -> None:
     require_governance(request.user)
 
 
-@router.get("/patterns", response={200: list[PatternOut], **ERRORS})
+@router.get(
+    "/patterns", operation_id="listPatternFindings", response={200: list[PatternOut], **ERRORS}
+)
 def findings(request):
     """The patterns the policy's thresholds find (compliance, policy admins, admins)."""
     need(request, "read")
@@ -88,14 +90,18 @@ def findings(request):
     return [f.__dict__ for f in patterns.findings(clock.now())]
 
 
-@router.get("/campaigns", response={200: list[CampaignOut], **ERRORS})
+@router.get(
+    "/campaigns", operation_id="listReviewCampaigns", response={200: list[CampaignOut], **ERRORS}
+)
 def campaigns(request):
     """Review campaigns, newest first, with their progress."""
     _oversight(request)
     return [_campaign(row) for row in reviews.progress(list(Campaign.objects.all()[:100]))]
 
 
-@router.get("/campaigns/{pk}", response={200: CampaignDetailOut, **ERRORS})
+@router.get(
+    "/campaigns/{pk}", operation_id="getReviewCampaign", response={200: CampaignDetailOut, **ERRORS}
+)
 def campaign(request, pk: int):
     """One campaign with the reviews the caller may see."""
     _oversight(request)
@@ -104,7 +110,7 @@ def campaign(request, pk: int):
     return {**_campaign(reviews.progress([found])[0]), "reviews": [_review(r) for r in rows]}
 
 
-@router.post("/reviews/{pk}", response={200: ReviewOut, **ERRORS})
+@router.post("/reviews/{pk}", operation_id="attestReview", response={200: ReviewOut, **ERRORS})
 def attest(request, pk: int, body: AttestIn):
     """The control owner's outcome: still_needed, amend or terminate, with a rationale."""
     need(request, "decide")

@@ -18,7 +18,10 @@ router = Router(tags=["metrics"])
 
 
 class MetricsQuery(Schema):
-    period: str = Field(..., description="2027, 2027-Q1 or 2027-03", examples=["2027-Q1"])
+    # The example is in the description, not in `examples`: django-ninja copies a field's
+    # `examples` list onto the query parameter, where OpenAPI wants a map (django-ninja
+    # issue 1636), and the document would not validate.
+    period: str = Field(..., description="a year, a quarter or a month: 2027, 2027-Q1, 2027-03")
     type: str = ""
     family: str = ""
     region: str = ""
@@ -43,7 +46,7 @@ class FeedbackOut(Schema):
     at: datetime
 
 
-@router.get("/metrics", response={200: MetricsOut, **ERRORS})
+@router.get("/metrics", operation_id="getMetrics", response={200: MetricsOut, **ERRORS})
 def figures(request, q: Query[MetricsQuery]):
     """The metrics of the requests submitted in a period, narrowed by the filters."""
     need(request, "read")
@@ -59,7 +62,11 @@ def figures(request, q: Query[MetricsQuery]):
     }
 
 
-@router.post("/waivers/{reference}/feedback", response={201: FeedbackOut, **ERRORS})
+@router.post(
+    "/waivers/{reference}/feedback",
+    operation_id="giveFeedback",
+    response={201: FeedbackOut, **ERRORS},
+)
 def give(request, reference: str, body: FeedbackIn):
     """Rate the process behind a decided request (its requester and approvers, once each)."""
     need(request, "write")

@@ -8,6 +8,9 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
+import smtplib
+import ssl
 import time
 import uuid
 from collections import Counter, deque
@@ -31,6 +34,8 @@ from waiverdesk.webhooks.models import Webhook
 
 from .events import EVENTS, require_known
 from .models import Message, Preference
+
+log = logging.getLogger(__name__)
 
 RETRY_DELAYS = [timedelta(seconds=s) for s in (10, 60, 300, 1800, 7200, 21600)]
 # Longer than any one delivery can take (webhooks.post's deadline, SMTP's timeout).
@@ -227,6 +232,9 @@ def deliver(now: datetime | None = None, limit: int = 200) -> Counter:
                 else:
                     waiting.append(lane)
                 for message, error in tried:
+                    if error is not None:
+                        log.warning("message %s to %s not sent: %s", message.pk,
+                                    message.recipient, _said(error))  # fmt: skip
                     outcome[_record(message, error, token, now)] += 1
             start_lanes()
     return outcome
@@ -320,7 +328,45 @@ def _record(message: Message, error: BaseException | None, token: str, now: date
 
 
 def _said(error: BaseException) -> str:
-    return (str(error) if isinstance(error, (Gone, webhooks.DeliveryFailed)) else repr(error))[:500]
+    if isinstance(error, Gone | webhooks.DeliveryFailed):
+        return str(error)[:500]
+    return mail_failure(error)[:500]
+
+
+def mail_failure(error: BaseException) -> str:
+    """Why the SMTP server did not take a message, in words an operator can act on."""
+    server = f"the mail server {settings.EMAIL_HOST}:{settings.EMAIL_PORT}"
+
+    def said(e) -> str:
+        text = e.smtp_error.decode(errors="replace") if isinstance(e.smtp_error, bytes) else ""
+        return f" ({e.smtp_code} {text})".rstrip() if text else f" ({e.smtp_code})"
+
+    if isinstance(error, smtplib.SMTPAuthenticationError):
+        return f"{server} refused the user name or password of EMAIL_URL{said(error)}"
+    if isinstance(error, smtplib.SMTPNotSupportedError) or "STARTTLS extension" in str(error):
+        return f"{server} does not offer STARTTLS: use smtp:// without ?starttls=1, or smtps://"
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        return f"{server} refused the recipient: " + "; ".join(
+            f"{address} {code} {reply.decode(errors='replace')}"
+            for address, (code, reply) in error.recipients.items()
+        )
+    if isinstance(error, smtplib.SMTPSenderRefused):
+        return f"{server} refused the sender {error.sender}{said(error)}"
+    if isinstance(error, smtplib.SMTPResponseException):
+        return f"{server} answered{said(error)}"
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return f"{server}'s TLS certificate is not trusted: {error.verify_message}"
+    if isinstance(error, ssl.SSLError):
+        return f"TLS with {server} failed ({error.reason}): is it smtps:// (port 465) or STARTTLS?"
+    if isinstance(error, ConnectionRefusedError):
+        return f"{server} refused the connection: is it running, and is the port right?"
+    if isinstance(error, TimeoutError):
+        return f"{server} did not answer within {settings.EMAIL_TIMEOUT} seconds"
+    if isinstance(error, smtplib.SMTPServerDisconnected):
+        return f"{server} closed the connection ({error})"
+    if isinstance(error, OSError):
+        return f"{server} could not be reached: {error.strerror or error}"
+    return repr(error)
 
 
 def _judge_endpoint(hook: Webhook, error: BaseException | None, now: datetime) -> None:

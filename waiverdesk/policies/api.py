@@ -45,7 +45,12 @@ class SimulationOut(Schema):
     route: list[dict[str, Any]]
 
 
-@router.get("/policy", response={200: PolicyOut, **ERRORS}, summary="The active policy")
+@router.get(
+    "/policy",
+    operation_id="getPolicy",
+    response={200: PolicyOut, **ERRORS},
+    summary="The active policy",
+)
 def active_policy(request):
     need(request, "read")
     version = services.active_version()
@@ -72,7 +77,12 @@ def active_policy(request):
     }
 
 
-@router.post("/simulate", response={200: SimulationOut, **ERRORS}, summary="Evaluate, not save")
+@router.post(
+    "/simulate",
+    operation_id="simulateWaiver",
+    response={200: SimulationOut, **ERRORS},
+    summary="Evaluate, not save",
+)
 def simulate_request(request, body: WaiverBody):
     """Eligibility, risk and route of a request under the active policy; nothing is stored."""
     need(request, "read")

@@ -36,7 +36,12 @@ class UsageReport(Schema):
     rejected: list[RejectedOut]
 
 
-@router.post("", response={200: UsageReport, **ERRORS}, summary="Send usage records")
+@router.post(
+    "",
+    operation_id="sendUsage",
+    response={200: UsageReport, **ERRORS},
+    summary="Send usage records",
+)
 def send_usage(request, body: UsageIn):
     """Good records are kept, bad ones listed by index with their problems; a record whose
     `record_id` was received before is counted as a duplicate, not again."""

@@ -10,6 +10,7 @@ from django.contrib.auth.models import User
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
 from waiverdesk import clock
+from waiverdesk.core.errors import Invalid, Problem
 from waiverdesk.core.lifecycle import UNDER_REVIEW
 from waiverdesk.directory.services import roles_of
 
@@ -40,6 +41,16 @@ def visible_to(user: User) -> QuerySet[Waiver]:
     if handed:  # what they decide for an approver who is away
         seen |= Q(Exists(RouteStep.objects.filter(waiver=OuterRef("pk"), role__in=handed)))
     return waivers.filter(seen)
+
+
+def require_known_type(kind: str | None) -> None:
+    """Refuse a filter by a type that neither the active policy nor any request has."""
+    from waiverdesk.api.documented import policy_types
+
+    types = policy_types()
+    if kind and kind not in types and not Waiver.objects.filter(type=kind).exists():
+        message = f"no type {kind}; the policy's types are {', '.join(types)}"
+        raise Invalid([Problem("type", "invalid", message)])
 
 
 def require_visible(user: User, reference: str) -> str:

@@ -10,10 +10,13 @@ from ninja import Field, Query, Router, Schema, Status
 from pydantic import ConfigDict
 
 from waiverdesk.api.api import ERRORS, need
+from waiverdesk.api.documented import Day, OptionalDay, enum, policy_types
+from waiverdesk.core.lifecycle import WaiverStatus
 
 from . import access, services
 from .detail import detail
 from .intake import WaiverBody
+from .models import Approval, RouteStep
 
 router = Router(tags=["waivers"])
 
@@ -26,10 +29,13 @@ class RiskOut(Schema):
     overall: str
 
 
+Decision = Approval.Decision
+
+
 class ApprovalOut(Schema):
     user: str
     on_behalf_of: str | None = Field(None, description="the approver a delegate decided for")
-    decision: str
+    decision: Decision
     comment: str
     at: str
 
@@ -38,7 +44,7 @@ class StepOut(Schema):
     tier: str
     role: str
     required: int
-    status: str
+    status: RouteStep.StepStatus
     reasons: list[str]
     sla_hours: int
     stage: int = Field(description="steps of one stage are open at the same time")
@@ -94,7 +100,7 @@ class UsageOut(Schema):
 
 class WaiverOut(Schema):
     reference: str
-    status: str
+    status: WaiverStatus
     kind: str
     type: str
     policy_version: int
@@ -105,8 +111,8 @@ class WaiverOut(Schema):
     products: list[str]
     license_type: str
     region: str
-    start: str
-    end: str
+    start: date
+    end: date
     scope: dict[str, Any]
     financials: dict[str, Any]
     money: dict[str, Any] = Field(
@@ -135,7 +141,7 @@ class WaiverOut(Schema):
 
 class WaiverSummary(Schema):
     reference: str
-    status: str
+    status: WaiverStatus
     kind: str
     type: str
     customer: str
@@ -153,8 +159,8 @@ class Page(Schema):
 
 
 class Filters(Schema):
-    status: str | None = None
-    type: str | None = None
+    status: WaiverStatus | None = None
+    type: str | None = Field(None, json_schema_extra=enum(policy_types))
     customer: str | None = None
     product: str | None = None
     requester: str | None = None
@@ -169,13 +175,13 @@ class ChangesIn(Schema):
 
     model_config = ConfigDict(extra="forbid")
 
-    type: str | None = None
+    type: str | None = Field(None, json_schema_extra=enum(policy_types))
     customer: str | None = None
     products: list[str] | None = None
     license_type: str | None = None
     region: str | None = None
-    start: str | None = None
-    end: str | None = None
+    start: OptionalDay = None
+    end: OptionalDay = None
     scope: dict[str, Any] | None = None
     financials: dict[str, Any] | None = None
     justification: dict[str, Any] | None = None
@@ -192,12 +198,12 @@ class ReasonIn(Schema):
 class ConditionIn(Schema):
     text: str
     owner: str
-    due: str
+    due: Day
     customer_visible: bool = False  # told to the customer in the notice; otherwise internal
 
 
 class DecisionIn(Schema):
-    decision: str
+    decision: str = Field(json_schema_extra=enum(lambda: Decision.values))
     comment: str = ""
     tier: str | None = Field(None, max_length=60, description="the step, when several are open")
     conditions: list[ConditionIn] = []
@@ -216,7 +222,9 @@ def shown(reference: str) -> dict[str, Any]:
     return detail(services.get(reference))
 
 
-@router.post("", response={201: WaiverOut, **ERRORS}, summary="Create a request")
+@router.post(
+    "", operation_id="createWaiver", response={201: WaiverOut, **ERRORS}, summary="Create a request"
+)
 def create(request, body: WaiverBody):
     """Create a draft; with `"submit": true` it is submitted at once."""
     need(request, "write")
@@ -224,11 +232,12 @@ def create(request, body: WaiverBody):
     return Status(201, detail(waiver))
 
 
-@router.get("", response={200: Page, **ERRORS}, summary="List requests")
+@router.get("", operation_id="listWaivers", response={200: Page, **ERRORS}, summary="List requests")
 def list_waivers(request, filters: Query[Filters]):
     """The requests the caller may see, newest first, filtered and paginated."""
     need(request, "read")
     f = filters
+    access.require_known_type(f.type)
     waivers = access.search(request.user, **f.model_dump(exclude={"limit", "offset"}))
     items = [
         {
@@ -247,34 +256,47 @@ def list_waivers(request, filters: Query[Filters]):
     return {"count": waivers.count(), "limit": f.limit, "offset": f.offset, "items": items}
 
 
-@router.get("/{reference}", response={200: WaiverOut, **ERRORS}, summary="One request")
+@router.get(
+    "/{reference}",
+    operation_id="getWaiver",
+    response={200: WaiverOut, **ERRORS},
+    summary="One request",
+)
 def read(request, reference: str):
     need(request, "read")
     return shown(visible(request, reference))
 
 
-@router.post("/{reference}/submit", response={200: WaiverOut, **ERRORS})
+@router.post(
+    "/{reference}/submit", operation_id="submitWaiver", response={200: WaiverOut, **ERRORS}
+)
 def submit(request, reference: str):
     need(request, "write")
     services.submit(visible(request, reference), request.user)
     return shown(reference)
 
 
-@router.post("/{reference}/withdraw", response={200: WaiverOut, **ERRORS})
+@router.post(
+    "/{reference}/withdraw", operation_id="withdrawWaiver", response={200: WaiverOut, **ERRORS}
+)
 def withdraw(request, reference: str, body: ReasonIn):
     need(request, "write")
     services.withdraw(visible(request, reference), request.user, body.reason)
     return shown(reference)
 
 
-@router.post("/{reference}/terminate", response={200: WaiverOut, **ERRORS})
+@router.post(
+    "/{reference}/terminate", operation_id="terminateWaiver", response={200: WaiverOut, **ERRORS}
+)
 def terminate(request, reference: str, body: ReasonIn):
     need(request, "write")
     services.terminate(visible(request, reference), request.user, body.reason)
     return shown(reference)
 
 
-@router.post("/{reference}/renewals", response={201: WaiverOut, **ERRORS})
+@router.post(
+    "/{reference}/renewals", operation_id="renewWaiver", response={201: WaiverOut, **ERRORS}
+)
 def renew(request, reference: str, body: ChangesIn):
     """A renewal: a new linked request; send a fresh `justification` and the new `end`."""
     need(request, "write")
@@ -282,7 +304,9 @@ def renew(request, reference: str, body: ChangesIn):
     return Status(201, detail(waiver))
 
 
-@router.post("/{reference}/amendments", response={201: WaiverOut, **ERRORS})
+@router.post(
+    "/{reference}/amendments", operation_id="amendWaiver", response={201: WaiverOut, **ERRORS}
+)
 def amend(request, reference: str, body: ChangesIn):
     """An amendment: the fields that change; it goes through the policy again."""
     need(request, "write")
@@ -290,7 +314,9 @@ def amend(request, reference: str, body: ChangesIn):
     return Status(201, detail(waiver))
 
 
-@router.post("/{reference}/decisions", response={201: WaiverOut, **ERRORS})
+@router.post(
+    "/{reference}/decisions", operation_id="decideWaiver", response={201: WaiverOut, **ERRORS}
+)
 def decide(request, reference: str, body: DecisionIn):
     """Approve, reject or request changes on the step the caller may act on."""
     need(request, "decide")

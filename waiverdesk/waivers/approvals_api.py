@@ -49,34 +49,56 @@ class DecisionsOut(Schema):
     results: list[DecisionOutcome]
 
 
-@router.post("/delegations", response={201: DelegationOut, **ERRORS},
-             summary="Delegate an approver's decisions")  # fmt: skip
+@router.post(
+    "/delegations",
+    operation_id="createDelegation",
+    response={201: DelegationOut, **ERRORS},
+    summary="Delegate an approver's decisions",
+)
 def create_delegation(request, body: DelegationIn):
     """The approver (the caller, or for admins `delegator`) hands their decisions to
     `delegate` from `starts` to `ends`: every approver role they hold, or `role`."""
     need(request, "decide")
-    made = delegating.delegate(body.delegator or request.user, body.delegate, body.starts,
-                               body.ends, request.user, body.role)  # fmt: skip
+    made = delegating.delegate(
+        body.delegator or request.user,
+        body.delegate,
+        body.starts,
+        body.ends,
+        request.user,
+        body.role,
+    )
     return Status(201, delegating.describe(made))
 
 
-@router.get("/delegations", response={200: list[DelegationOut], **ERRORS},
-            summary="The caller's delegations")  # fmt: skip
+@router.get(
+    "/delegations",
+    operation_id="listDelegations",
+    response={200: list[DelegationOut], **ERRORS},
+    summary="The caller's delegations",
+)
 def list_delegations(request):
     """Those the caller gave and was given, newest first."""
     need(request, "read")
     return [delegating.describe(d) for d in delegating.of(request.user)[:500]]
 
 
-@router.post("/delegations/{pk}/end", response={200: DelegationOut, **ERRORS},
-             summary="Call a delegation off")  # fmt: skip
+@router.post(
+    "/delegations/{pk}/end",
+    operation_id="endDelegation",
+    response={200: DelegationOut, **ERRORS},
+    summary="Call a delegation off",
+)
 def end_delegation(request, pk: int):
     need(request, "decide")
     return delegating.describe(delegating.end(pk, request.user))
 
 
-@router.post("/decisions", response={200: DecisionsOut, **ERRORS},
-             summary="The same decision on many requests")  # fmt: skip
+@router.post(
+    "/decisions",
+    operation_id="decideWaivers",
+    response={200: DecisionsOut, **ERRORS},
+    summary="The same decision on many requests",
+)
 def decide_many(request, body: DecisionsIn):
     """Each request is decided on its own, as if alone: its own checks (separation of duties
     included), transaction and audit entry. The answer says, for each, whether it was decided
@@ -101,14 +123,18 @@ def decide_many(request, body: DecisionsIn):
                 audit.refused_at_door("api", request, denied.code, denied.message)
             results.append(_refused(reference, None, denied.code, denied.message))
         else:
-            results.append({"reference": reference, "decided": True,
-                            "status": approval.waiver.status})  # fmt: skip
+            results.append(
+                {"reference": reference, "decided": True, "status": approval.waiver.status}
+            )
     return {"results": _merged(results)}
 
 
 def _refused(reference: str, field: str | None, code: str, message: str) -> dict:
-    return {"reference": reference, "decided": False,
-            "errors": [{"field": field, "code": code, "message": message}]}  # fmt: skip
+    return {
+        "reference": reference,
+        "decided": False,
+        "errors": [{"field": field, "code": code, "message": message}],
+    }
 
 
 def _merged(results: list[dict]) -> list[dict]:

@@ -45,12 +45,12 @@ from email.parser import BytesHeaderParser, BytesParser
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import DatabaseError, IntegrityError, transaction
-from django.http import QueryDict
 
 from waiverdesk.core.errors import Denied, Invalid
 from waiverdesk.notifications import services as notify
 
 from . import email_checks, request_form, services
+from . import email_reading as reading
 from .models import InboundEmail
 
 log = logging.getLogger(__name__)
@@ -128,29 +128,45 @@ def _receive(raw: bytes, now: datetime) -> Answer:
     user = User.objects.filter(email__iexact=reply["to"], is_active=True).first()
     if user is None:
         return refuse("We do not know this address, so nothing was created.\n")
-    part = message.get_body(preferencelist=("plain",))
     try:
-        text = part.get_content() if part else ""
-    except LookupError:
+        text = reading.text_of(message)
+    except reading.UnknownCharset as unknown:
         return refuse(f"Nothing was created: your message is in a character set we cannot read "
-                      f"({part.get_content_charset()}). Please send it as UTF-8.\n")  # fmt: skip
-    fields = _fields(text)
+                      f"({unknown.charset}). Please send it as UTF-8.\n")  # fmt: skip
+    profile = getattr(user, "profile", None)
+    fields = reading.fields(text, profile.locale if profile else None)
+    files = reading.attachments(message, fields, _evidence_kinds())
+    for file in files:  # "see attached": the file is the evidence, not those words
+        if file.kind and reading.ATTACHED.search(fields.get(f"evidence_text.{file.kind}", "")):
+            del fields[f"evidence_text.{file.kind}"]
     body = request_form.body_from(fields.get("type", ""), fields)
+    uploads = [services.Upload(f.kind, f.filename, f.content, f.content_type)
+               for f in files if f.kind]  # fmt: skip
+    unnamed = [f.filename for f in files if not f.kind]
     try:
         # The draft, its answer and the record of the message commit together; a refusal
         # (recorded by the service) and its answer do too.
         with transaction.atomic():
             try:
-                waiver = services.create(body, user, now=now)
+                waiver = services.create(body, user, now=now, uploads=uploads)
             except Invalid as invalid:
                 lines = "".join(f"  {p.field}: {p.message}\n" for p in invalid.problems)
                 return refuse("Nothing was created. Please fix:\n" + lines)
             except Denied as denied:
                 return refuse(f"Nothing was created: {denied.message}.\n")
+            kept = "".join(f"  {u.kind.replace('_', ' ')}: {u.filename}\n" for u in uploads)
+            left = "".join(f"  {name}\n" for name in unnamed)
             answer = Answer(
                 **reply,
                 body=f"Your request is saved as draft {waiver.reference}.\n"
-                f"Review and submit it at {settings.BASE_URL}/requests/{waiver.reference}/\n",
+                + (f"Kept as its evidence:\n{kept}" if kept else "")
+                + (
+                    f"Not kept, as no field or file name says what evidence it is (write, "
+                    f"for example, 'evidence.usage_forecast: see attached'):\n{left}"
+                    if left
+                    else ""
+                )
+                + f"Review and submit it at {settings.BASE_URL}/requests/{waiver.reference}/\n",
                 reference=waiver.reference,
             )
             _record(key, message, answer, now)
@@ -213,16 +229,8 @@ def _one_line(value) -> str:
     return " ".join(str(value or "").split())
 
 
-def _fields(text: str) -> QueryDict:
-    """The `field: value` lines of a message body (other lines are ignored)."""
-    fields = QueryDict(mutable=True)
-    for line in text.splitlines():
-        name, colon, value = line.partition(":")
-        name, value = name.strip(), value.strip()
-        if not colon or not name or " " in name:
-            continue
-        if name == "products":
-            fields.setlist(name, [p.strip() for p in value.split(",") if p.strip()])
-        else:
-            fields[name] = value
-    return fields
+def _evidence_kinds() -> set[str]:
+    """The evidence the active policy asks for, of any type: what a file's name may say."""
+    from waiverdesk.policies.services import active_version, compiled
+
+    return {k for t in compiled(active_version()).types.values() for k in t.required_evidence}

@@ -18,6 +18,7 @@ from pydantic import (
     model_validator,
 )
 
+from waiverdesk.api.documented import enum, policy_types
 from waiverdesk.core.errors import Invalid, Problem
 from waiverdesk.core.typecheck import DEFAULT_LIST_BOUND
 from waiverdesk.directory.models import Customer, Product
@@ -97,18 +98,20 @@ class Outcome(_Body):
 class WaiverBody(_Body):
     """The canonical request body of SPEC §7."""
 
-    type: str = Field(min_length=1, max_length=60)
+    type: str = Field(min_length=1, max_length=60, json_schema_extra=enum(policy_types))
     customer: Code
     products: list[Code] = Field(min_length=1, max_length=ITEMS)
     license_type: str = Field(min_length=1, max_length=40)
     region: str = Field(min_length=1, max_length=16)
     start: date
     end: date
-    scope: Scope = Scope()
-    financials: Financials = Financials()
-    justification: Justification = Justification()
-    evidence: dict[Kind, Long] = Field(default={}, max_length=20)
-    outcomes: list[Outcome] = Field(default=[], max_length=20)
+    # Factories, not default values: a default object in the OpenAPI document makes client
+    # generators drop the operation.
+    scope: Scope = Field(default_factory=Scope)
+    financials: Financials = Field(default_factory=Financials)
+    justification: Justification = Field(default_factory=Justification)
+    evidence: dict[Kind, Long] = Field(default_factory=dict, max_length=20)
+    outcomes: list[Outcome] = Field(default_factory=list, max_length=20)
     control_owner: str | None = Field(default=None, max_length=150)
     submit: bool = False
 
@@ -352,5 +355,7 @@ def describe(kind: str, ctx: dict[str, Any], fallback: str, field: str = "") -> 
         "dict_type": "must be an object",
         "model_type": "must be an object",
         "model_attributes_type": "must be an object",
+        "enum": f"must be one of {ctx.get('expected', '')}".replace("'", ""),
+        "literal_error": f"must be one of {ctx.get('expected', '')}".replace("'", ""),
     }
     return messages.get(kind, fallback)

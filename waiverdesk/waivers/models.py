@@ -142,13 +142,15 @@ class Waiver(models.Model):
 class RouteStep(models.Model):
     """One tier of a waiver's approval route in one submission round."""
 
-    class State(models.TextChoices):
+    class StepStatus(models.TextChoices):  # the name the API document gives it
         WAITING = "waiting"
         PENDING = "pending"
         APPROVED = "approved"
         REJECTED = "rejected"
         RETURNED = "returned"  # changes were requested at this step
         CLOSED = "closed"  # closed undecided: a step beside it ended the round, or it lapsed
+
+    State = StepStatus
 
     waiver = models.ForeignKey(Waiver, on_delete=models.CASCADE, related_name="steps")
     round = models.PositiveIntegerField()

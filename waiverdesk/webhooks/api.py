@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from ninja import Router, Schema, Status
+from pydantic import Field
 
 from waiverdesk.api.api import ERRORS
+from waiverdesk.api.documented import enum
 from waiverdesk.directory.api import require_admin
+from waiverdesk.notifications.events import EVENTS
 
 from . import services
 
@@ -14,7 +17,7 @@ router = Router(tags=["webhooks"])
 
 class WebhookIn(Schema):
     url: str
-    events: list[str] = []
+    events: list[str] = Field(default_factory=list, json_schema_extra=enum(lambda: EVENTS))
 
 
 class WebhookOut(Schema):
@@ -24,7 +27,7 @@ class WebhookOut(Schema):
     secret: str
 
 
-@router.post("", response={201: WebhookOut, **ERRORS})
+@router.post("", operation_id="createWebhook", response={201: WebhookOut, **ERRORS})
 def register(request, body: WebhookIn):
     require_admin(request)
     hook = services.register(body.url, body.events, request.user)

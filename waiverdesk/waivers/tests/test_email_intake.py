@@ -4,6 +4,7 @@ message can stop intake, be forged into a draft, be handled twice, or start a lo
 import base64
 import mailbox
 from email.message import EmailMessage
+from pathlib import Path
 
 import dkim
 import pytest
@@ -15,6 +16,7 @@ from waiverdesk.notifications import services as notify
 from waiverdesk.notifications.models import Message
 from waiverdesk.testing import NOW, DnsServer
 from waiverdesk.waivers import email_intake
+from waiverdesk.waivers import email_reading as reading
 from waiverdesk.waivers.models import InboundEmail, Waiver
 
 WELL_FORMED = """\
@@ -317,3 +319,86 @@ def test_a_message_the_sender_can_fix_is_answered_with_the_reason(rita):
     assert infinity.answered and "Nothing was created" in infinity.body
     huge = email_intake.receive(bad["huge"], NOW)
     assert "more than the" in huge.quarantined and not huge.answered
+
+
+# -- mail as clients send it -------------------------------------------------------------
+
+MAIL = Path(__file__).parent / "mail"
+# Each message of the corpus (mail/*.eml, in the shapes Outlook, Gmail, Apple Mail and
+# CRMs write) and what it must become: the draft's fields, or the answer's words.
+CORPUS = {
+    "outlook_alternative_qp.eml": {"seats": 50, "list_value": 12000, "concession": 3000},
+    "gmail_reply_quoted_base64.eml": {"seats": 60, "customer": "GLOBEX-002"},
+    "apple_mail_flowed.eml": {
+        "benefit": "Keeps 50 analysts working through the renewal, which the customer's "
+        "procurement team has delayed by six weeks, and protects the expansion we discussed."
+    },
+    "html_only_crm.eml": {"benefit": "Keeps 50 analysts working & billing",
+                          "customer_impact": "No outage – none at all"},  # fmt: skip
+    "rfc2047_utf8_8bit.eml": {"benefit": "Keeps 50 analysts at Müller & Söhne working"},
+    "latin1_qp.eml": {"customer_impact": "Aucune interruption pour l'équipe de Générale"},
+    "windows1252_8bit.eml": {"why_not_standard": "The customer’s “renewal” costs €12k and is late"},
+    "shift_jis_base64.eml": {"benefit": "分析チームの50人が作業を続けられる"},
+    "unknown_charset.eml": "character set we cannot read (x-mac-klingon)",
+    "attachment_named_by_field.eml": {"type": "seat_overage",
+                                      "files": {"usage_forecast": "Q1 numbers.pdf"}},  # fmt: skip
+    "attachment_named_by_filename.eml": {"files": {"usage_forecast": "Usage forecast 2027.csv"}},
+    "gmail_forwarded.eml": {"seats": 50, "control_owner": "olga"},
+    "spaced_names_and_numbers.eml": {"seats": 50, "list_value": 12000, "concession": 3000,
+                                     "license_type": "subscription"},  # fmt: skip
+    "german_number_format.eml": {"requester": "sam", "list_value": 12000, "concession": 2500.5},
+    "problems_answered.eml": "customer: no customer with external id 'NOBODY-999'",
+    "apple_inline_pdf.eml": {"type": "volume_discount", "discount_pct": 20,
+                             "files": {"business_impact_analysis": "business_impact_analysis.pdf"}},
+    "refused_attachment.eml": "evidence.usage_forecast:",
+}  # fmt: skip
+
+
+def drafted(waiver) -> dict:
+    return {
+        "type": waiver.type,
+        "customer": waiver.customer.external_id,
+        "requester": waiver.requester.username,
+        "license_type": waiver.license_type,
+        "control_owner": waiver.control_owner.username,
+        **{k: v for k, v in waiver.scope.items() if k != "features"},
+        **{k: v for k, v in waiver.financials.items() if k != "currency"},
+        **waiver.justification,
+        "files": {a.kind: a.filename for a in waiver.attachments.all()},
+    }
+
+
+@pytest.mark.parametrize("name", sorted(CORPUS))
+def test_mail_as_clients_send_it_becomes_the_draft_it_says(rita, world, name):
+    from waiverdesk.directory import services as directory
+
+    world["sam"].email = "sam@example.com"
+    world["sam"].save()
+    directory.set_reading(world["sam"], "de_DE", "")
+    assert len(CORPUS) >= 15
+    answer = email_intake.receive((MAIL / name).read_bytes(), NOW)
+    expected = CORPUS[name]
+    if isinstance(expected, str):
+        assert expected in answer.body and answer.answered
+        assert not Waiver.objects.exists()
+        return
+    assert answer.reference, answer.body
+    found = drafted(Waiver.objects.get(reference=answer.reference))
+    assert {k: found.get(k) for k in expected} == expected
+    if expected.get("files"):
+        for filename in expected["files"].values():
+            assert filename in answer.body  # the answer says what was kept
+
+
+def test_text_quoted_and_flowed_is_read_as_the_sender_meant_it():
+    assert reading.unflow("a long \nline\n> quoted \n> too\n-- \nsig") == (
+        "a long line\n> quoted too\n-- \nsig"
+    )
+    assert reading.unflow("one\u0020\ntwo", delsp=True) == "onetwo"
+    assert reading.own_words("type: x\n\nOn Mon, 1 Dec 2026, Olga wrote:\n> type: y") == "type: x\n"
+    outlook = "type: x\nFrom: Olga <o@example.com>\nSent: Monday\nTo: Rita\n\ntype: y"
+    assert reading.own_words(outlook) == "type: x"
+    assert reading.number("12,000") == "12000" and reading.number("12 000") == "12000"
+    assert reading.number("12.000,5", "de_DE") == "12000.5" and reading.number("1,5") == "1,5"
+    assert reading.field_name("Financials . List value ") == "financials.list_value"
+    assert reading.field_name("Hello there, how are you doing today") is None
