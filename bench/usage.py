@@ -1,7 +1,8 @@
 """Usage ingestion rate (records/s) of the file import (CSV, by COPY on PostgreSQL; NDJSON)
-and the API, and the leakage scan.
+and the API, the billing import (invoice lines/s, the same set-based path), and the leakage
+scan.
 
-python bench/usage.py --engine sqlite|postgresql [--records 1000000]
+python bench/usage.py --engine sqlite|postgresql [--records 1000000] [--billing-lines 1000000]
 """
 
 from __future__ import annotations
@@ -64,6 +65,30 @@ def bench_file(count: int, kind: str) -> None:
     print(f"  file import ({kind}): {count:,} records in {elapsed:.1f} s "
           f"({count / elapsed:,.0f}/s)")  # fmt: skip
     UsageRecord.objects.all().delete()  # for the next import
+
+
+def bench_billing(count: int) -> None:
+    """`billing import` of a CSV export of `count` invoice lines (the file as Excel writes
+    it: a BOM, CRLF, headers in words)."""
+    from waiverdesk.billing import services
+    from waiverdesk.billing.models import InvoiceLine
+
+    path = Path(tempfile.mkdtemp()) / "invoices.csv"
+    with path.open("w", encoding="utf-8-sig", newline="") as out:
+        out.write("Invoice,Line,Customer,Product,Period start,Period end,Quantity,Unit price,"
+                  "Discount %\r\n")  # fmt: skip
+        for i in range(count):
+            month = f"2027-{1 + i % 12:02d}"
+            out.write(f"INV-{i // 10},{1 + i % 10},C-{i % CUSTOMERS:03d},P-{i % PRODUCTS:02d},"
+                      f"{month}-01,{month}-28,{i % 97},12.50,{i % 30}\r\n")  # fmt: skip
+    t0, c0 = time.perf_counter(), time.process_time()
+    with path.open("rb") as handle:
+        report = services.import_lines(handle, datetime.now(UTC))
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
+    assert report.accepted == count, report.rejected[:3]
+    print(f"  billing import (csv): {count:,} lines in {elapsed:.1f} s ({count / elapsed:,.0f}/s; "
+          f"{cpu:.1f} s CPU in this process)")  # fmt: skip
+    InvoiceLine.objects.all().delete()
 
 
 def bench_api(batches: int, size: int = 5000) -> None:
@@ -168,14 +193,18 @@ def main() -> None:
     parser.add_argument("--engine", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--scan-records", type=int, default=10_000_000)
+    parser.add_argument("--billing-lines", type=int, default=1_000_000)
+    parser.add_argument("--only", choices=["files"], help="the file imports alone")
     args = parser.parse_args()
     start_django(args.engine)
     reference_data()
     print(f"== usage ingestion on {args.engine}")
     bench_file(args.records, "csv")
     bench_file(args.records // 4, "ndjson")
-    bench_api(20)
-    bench_scan(args.scan_records)
+    bench_billing(args.billing_lines)
+    if args.only != "files":
+        bench_api(20)
+        bench_scan(args.scan_records)
 
 
 if __name__ == "__main__":

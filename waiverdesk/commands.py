@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -74,6 +75,50 @@ class ActionCommand(BaseCommand):
             return json.loads(self.read_text(path))
         except json.JSONDecodeError as exc:
             raise CommandError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+
+    @staticmethod
+    def add_sheet_options(parser) -> None:
+        """The options of an import of spreadsheet exports (see waiverdesk.sheets)."""
+        from waiverdesk.sheets import NUMBER_RULE
+
+        parser.add_argument("file", help="the file, or - for standard input")
+        parser.add_argument("--encoding", help="the file's text encoding (default: told from "
+                            "its bytes: UTF-8, UTF-16, Windows-1252, Latin-1…)")  # fmt: skip
+        parser.add_argument("--date-format", help="how its dates are written, in strftime's "
+                            "codes: %%d/%%m/%%Y, %%m/%%d/%%Y (default: YYYY-MM-DD)")  # fmt: skip
+        parser.epilog = (f"The delimiter (comma, semicolon or tab) is told from the header; "
+                         f"columns are named in any case and spacing; blank rows are "
+                         f"skipped. {NUMBER_RULE.replace('%', '%%')}")  # fmt: skip
+
+    def run_import(self, file: str, run, noun: str, again: str) -> None:
+        """Import `file` (or standard input) with `run(handle, progress)`, a progress line on
+        standard error; each bad line and the totals on standard output. Exits non-zero when
+        no line was kept and not every line was there already."""
+        with contextlib.ExitStack() as stack:
+            size = 0
+            if file == "-":
+                handle = sys.stdin.buffer
+            else:
+                try:
+                    handle = stack.enter_context(Path(file).open("rb"))
+                    size = Path(file).stat().st_size
+                except OSError as exc:
+                    raise CommandError(f"cannot read {file}: {exc.strerror}") from None
+
+            def shown(lines: int) -> None:
+                share = f" ({min(100, 100 * handle.tell() // size)}%)" if size else ""
+                sys.stderr.write(f"\r{lines:,} lines read{share}")
+
+            report = run(handle, shown)
+        sys.stderr.write("\n")
+        for bad in report.rejected:
+            problems = "; ".join(f"{e['field']}: {e['message']}" for e in bad["errors"])
+            self.stdout.write(f"line {bad['position']}: {problems}")
+        totals = (f"{report.accepted} {noun} kept, {report.duplicates} {again}, "
+                  f"{len(report.rejected)} rejected")  # fmt: skip
+        if not report.accepted and (report.rejected or not report.duplicates):
+            raise CommandError(f"{totals}: nothing was imported")
+        self.stdout.write(totals)
 
     def print_json(self, data: Any) -> None:
         self.stdout.write(json.dumps(data, indent=2, default=str))

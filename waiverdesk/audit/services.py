@@ -32,10 +32,11 @@ from waiverdesk.core.audit_chain import (
     entry_hash,
     payload_json,
     timestamp,
+    to_the_millisecond,
     verify_chain,
 )
 from waiverdesk.core.errors import Invalid, Problem
-from waiverdesk.core.verifier import Frontier, Tree, leaf_hash, statement
+from waiverdesk.core.verifier import Frontier, Tree, leaf_hash, signature_ok, statement
 
 from .models import AuditCheckpoint, AuditEntry, RefusalTally
 
@@ -68,7 +69,7 @@ def append(
     if obj is not None:
         object_type = object_type or obj._meta.model_name
         object_ref = object_ref or str(getattr(obj, "audit_ref", obj.pk))
-    moment = at or clock.now()
+    moment = to_the_millisecond(at or clock.now())
     body = payload_json(payload or {})
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
@@ -104,7 +105,7 @@ def append_many(entries: list[tuple[str, str, str, str, dict[str, Any], datetime
         if connection.vendor == "postgresql":
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CHAIN_LOCK])
         rows = _chained(
-            cursor, [(actor, action, kind, ref, payload_json(payload), at)
+            cursor, [(actor, action, kind, ref, payload_json(payload), to_the_millisecond(at))
                      for actor, action, kind, ref, payload, at in entries]
         )  # fmt: skip
         cursor.executemany(_INSERT, rows)
@@ -155,7 +156,7 @@ def checkpoint(now: datetime | None = None) -> AuditCheckpoint | None:
     )  # fmt: skip
     for text in _canonicals(frontier.size, size):
         frontier.append(leaf_hash(text.encode()))
-    moment = now or clock.now()
+    moment = to_the_millisecond(now or clock.now())
     root = frontier.root().hex()
     key = signing_key()
     return AuditCheckpoint.objects.create(
@@ -335,13 +336,35 @@ def refused_at_door(door: str, request, code: str, message: str) -> None:
 
 
 def verify() -> Verification:
-    """Verify the whole chain, that it agrees with every checkpoint, and that it still
-    begins where the records begin: the oldest request's entries must be in it (a trail
-    emptied, or emptied and begun again, does not verify)."""
+    """Verify the whole chain, that it agrees with every checkpoint (each signed one by its
+    signature and its Merkle root too), and that it still begins where the records begin:
+    the oldest request's entries must be in it (a trail emptied, or emptied and begun again,
+    does not verify)."""
     from waiverdesk.waivers.models import Waiver
 
     checkpoints = dict(AuditCheckpoint.objects.values_list("seq", "hash"))
-    result = verify_chain(_rows(), checkpoints)
+    signed = {c.seq: c for c in AuditCheckpoint.objects.exclude(signature="")}
+    unsigned: list[tuple[int, str]] = []
+
+    def rows_into_the_tree() -> Iterator[Row]:
+        tree = Frontier()
+        for row in _rows():
+            yield row
+            tree.append(leaf_hash(row[8].encode()))
+            taken = signed.get(tree.size)
+            if taken is None or unsigned:
+                continue
+            if tree.root().hex() != taken.root:
+                unsigned.append((taken.seq, "its Merkle root is not that of the entries"))
+            elif not signature_ok(checkpoint_json(taken)):
+                unsigned.append((taken.seq, "its signature does not verify"))
+
+    result = verify_chain(rows_into_the_tree(), checkpoints)
+    if result.ok and unsigned:
+        seq, why = unsigned[0]
+        return Verification(
+            False, seq - 1, result.head, seq, f"the signed checkpoint at {seq}: {why}"
+        )
     recorded = AuditEntry.objects.filter(object_type="waiver", object_ref=OuterRef("reference"))
     oldest = Waiver.objects.order_by("id").values("id")[:1]
     unrecorded = (

@@ -13,22 +13,22 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import IO, Any
 
-from django.db import IntegrityError, transaction
+from django.db import connection
 from django.db.models import Max
 
+from waiverdesk import staging
 from waiverdesk.core import cells
-from waiverdesk.directory.models import Customer, Product
+from waiverdesk.staging import fenced, number, problem
 from waiverdesk.usage.models import UsageRecord
 from waiverdesk.waivers.models import Waiver
 
 from .models import InvoiceLine
 
-COLUMNS = ["invoice", "line", "customer", "product", "period_start", "period_end", "quantity",
-           "unit_price", "discount_pct"]  # fmt: skip
 GRANTING = ["approved", "active", "expired", "terminated", "superseded"]
 TOLERANCE = 0.005
 
@@ -40,39 +40,76 @@ class Discrepancy:
     detail: str
 
 
-def import_lines(text: io.TextIOBase, now: datetime) -> tuple[int, int, list[str]]:
-    """Read invoice lines from CSV: (kept, already imported, problems by line number)."""
-    customers = dict(Customer.objects.values_list("external_id", "pk"))
-    products = dict(Product.objects.values_list("code", "pk"))
-    kept, known, problems = 0, 0, []
-    rows = csv.DictReader(text)
-    for row in rows:
-        try:
-            line = InvoiceLine(
-                invoice=row["invoice"].strip(),
-                line=int(row["line"]),
-                customer_id=customers[row["customer"]],
-                product_id=products[row["product"]],
-                period_start=date.fromisoformat(row["period_start"]),
-                period_end=date.fromisoformat(row["period_end"]),
-                quantity=float(row["quantity"]),
-                unit_price=float(row["unit_price"]),
-                discount_pct=float(row.get("discount_pct") or 0),
-                imported_at=now,
-            )
-        except KeyError as missing:
-            problems.append(f"line {rows.line_num}: unknown or missing {missing.args[0]}")
-            continue
-        except (TypeError, ValueError) as error:
-            problems.append(f"line {rows.line_num}: {error}")
-            continue
-        try:
-            with transaction.atomic():
-                line.save()
-            kept += 1
-        except IntegrityError:
-            known += 1
-    return kept, known, problems
+FIELDS = ("invoice", "line", "customer", "product", "period_start", "period_end", "quantity",
+          "unit_price", "discount_pct")  # fmt: skip
+REQUIRED = [(name,) for name in FIELDS if name != "discount_pct"]
+DATES = ("period_start", "period_end")
+_CHECKS = [
+    ("coalesce(length(invoice), 0) NOT BETWEEN 1 AND 60",
+     problem("invoice", "required", "give the invoice number (at most 60 characters)")),
+    ("line IS NULL", problem("line", "invalid", "a line number: a whole number, 1 or more")),
+    ("customer_id IS NULL", problem("customer", "unknown_customer", "no such customer")),
+    ("product_id IS NULL", problem("product", "unknown_product", "no such product")),
+    ("period_start IS NULL OR period_end IS NULL",
+     problem("period", "invalid", "give period_start and period_end as dates (YYYY-MM-DD)")),
+    ("period_end < period_start",
+     problem("period_end", "before_start", "the period ends before it starts")),
+    ("quantity IS NULL", problem("quantity", "invalid", "a number, zero or more")),
+    ("unit_price IS NULL", problem("unit_price", "invalid", "a price, zero or more")),
+    ("discount_pct IS NULL OR discount_pct > 100",
+     problem("discount_pct", "invalid", "a discount from 0 to 100 %")),
+]  # fmt: skip
+
+
+def _line_number(text: str) -> str:
+    if connection.vendor == "sqlite":  # staged NUMERIC: a whole number arrives as one
+        whole = f"typeof({text}) = 'integer' AND {text} BETWEEN 1 AND 2147483647"
+        return f"CASE WHEN {whole} THEN {text} END"
+    t = f"trim({text})"
+    digits = f"ltrim({t}, '0123456789') = '' AND length({t}) BETWEEN 1 AND 9"
+    return f"CASE WHEN {digits} AND {t}::int >= 1 THEN {t}::int END"
+
+
+def _checked(trusting: bool = False) -> str:
+    """The staged lines as they would be stored, NULL where a value is not valid."""
+    given = number("i.discount_pct")
+    discount = f"CASE WHEN coalesce(trim(i.discount_pct), '') = '' THEN 0 ELSE {given} END"
+    return f"""
+        SELECT i.n, trim(i.invoice) AS invoice, {_line_number("i.line")} AS line,
+            c.id AS customer_id, p.id AS product_id,
+            {staging.day("i.period_start", trusting)} AS period_start,
+            {staging.day("i.period_end", trusting)} AS period_end,
+            {number("i.quantity")} AS quantity, {number("i.unit_price")} AS unit_price,
+            {discount} AS discount_pct
+        FROM billing_incoming i
+        LEFT JOIN directory_customer c ON c.external_id = trim(i.customer)
+        LEFT JOIN directory_product p ON p.code = trim(i.product){fenced()}"""
+
+
+LINES = staging.Import(
+    name="billing",
+    fields=FIELDS,
+    numeric=("line", "quantity", "unit_price", "discount_pct"),
+    checked=_checked,
+    checks=_CHECKS,
+    table="billing_invoiceline",
+    columns=(*FIELDS[:2], "customer_id", "product_id", *FIELDS[4:], "imported_at"),
+    key=("invoice", "line"),
+)
+
+
+def import_lines(
+    handle: IO[bytes],
+    now: datetime,
+    progress: Callable[[int], Any] | None = None,
+    encoding: str | None = None,
+    date_format: str | None = None,
+) -> staging.Report:
+    """Import invoice lines from a CSV export (with a header; see waiverdesk.sheets), checked
+    by the database a chunk at a time (waiverdesk.staging); a line already imported (the same
+    invoice and line number) is counted, not stored again."""
+    file = staging.CsvFile.open(LINES, handle, REQUIRED, encoding, date_format, DATES)
+    return staging.import_csv(LINES, file, now, progress)
 
 
 def discrepancies(customer: str | None = None) -> list[Discrepancy]:

@@ -31,6 +31,12 @@ def payload_json(payload: dict[str, Any]) -> str:
     )
 
 
+def to_the_millisecond(at: datetime) -> datetime:
+    """A moment as the trail keeps it: to the millisecond, the precision Django's
+    serializers write (`dumpdata`), so that a trail dumped and loaded still verifies."""
+    return at.replace(microsecond=at.microsecond // 1000 * 1000)
+
+
 def timestamp(at: datetime) -> str:
     """A time as it is written into the chain."""
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -131,8 +131,8 @@ from waiverdesk_client import AuthenticatedClient
 from waiverdesk_client.api.waivers import create_waiver, get_waiver, decide_waiver, list_waivers
 from waiverdesk_client.api.webhooks import create_webhook
 from waiverdesk_client.api.audit import verify_audit
-from waiverdesk_client.models import (WaiverBody, WaiverBodyType, DecisionIn, DecisionInDecision, Scope, Financials,
-    Justification, Outcome, WebhookIn, WebhookInEventsItem, WaiverStatus)
+from waiverdesk_client.models import (WaiverBody, WaiverBodyType, DecisionIn, DecisionInDecision,
+    Scope, Financials, Justification, Outcome, WebhookIn, WebhookInEventsItem, WaiverStatus)
 import datetime
 
 base, requester, approver, admin = sys.argv[1:5]

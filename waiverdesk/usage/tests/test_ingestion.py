@@ -12,6 +12,7 @@ from django.core.management import call_command
 from django.db import transaction
 from django.db.models import ProtectedError
 
+from waiverdesk import staging
 from waiverdesk.api import services as tokens
 from waiverdesk.directory.models import Customer, Product
 from waiverdesk.testing import NOW, at_once, postgres_only
@@ -122,21 +123,21 @@ def test_a_batch_sent_again_is_not_counted_twice(world):
 
 
 def test_a_failure_midway_keeps_every_chunk_already_acknowledged(world, monkeypatch):
-    monkeypatch.setattr(services, "CHUNK", 3)
-    real_keep = services._keep
+    monkeypatch.setattr(staging, "CHUNK", 3)
+    real_keep = staging.keep
     calls = []
 
-    def failing_on_the_third_chunk(rows, *args, **kwargs):
+    def failing_on_the_third_chunk(spec, rows, *args, **kwargs):
         calls.append(len(rows))
         if len(calls) == 3:
             raise RuntimeError("the database went away")
-        return real_keep(rows, *args, **kwargs)
+        return real_keep(spec, rows, *args, **kwargs)
 
-    monkeypatch.setattr(services, "_keep", failing_on_the_third_chunk)
+    monkeypatch.setattr(staging, "keep", failing_on_the_third_chunk)
     with pytest.raises(RuntimeError):
         services.ingest(enumerate(record(n) for n in range(10)), NOW)
     assert UsageRecord.objects.count() == 6  # two chunks acknowledged, nothing of the third
-    monkeypatch.setattr(services, "_keep", real_keep)
+    monkeypatch.setattr(staging, "keep", real_keep)
     resent = services.ingest(enumerate(record(n) for n in range(10)), NOW)
     assert (resent.accepted, resent.duplicates) == (4, 6)
 
@@ -168,7 +169,7 @@ def line(n: int, product: str = "AN-EDGE") -> str:
 
 
 def imported(text: str, chunk: int, monkeypatch) -> services.Report:
-    monkeypatch.setattr(services, "CHUNK", chunk)
+    monkeypatch.setattr(staging, "CHUNK", chunk)
     return services.import_file(io.BytesIO(text.encode()), "csv", NOW)
 
 
@@ -254,7 +255,7 @@ def test_a_batch_over_the_size_limit_is_refused_in_json(world, client, settings)
 def test_on_postgresql_a_file_is_stored_by_several_connections_at_once(
     committed_world, monkeypatch
 ):
-    monkeypatch.setattr(services, "WORKERS", 3)
+    monkeypatch.setattr(staging, "WORKERS", 3)
     text = HEADER + "".join(line(n) for n in range(200)) + line(200, product="NOPE")
     report = imported(text + line(5), 10, monkeypatch)
     assert (report.accepted, report.duplicates) == (200, 1)
@@ -267,7 +268,7 @@ def test_on_postgresql_a_file_is_stored_by_several_connections_at_once(
 def test_on_postgresql_two_imports_of_one_file_at_once_keep_each_record_once(
     committed_world, monkeypatch
 ):
-    monkeypatch.setattr(services, "CHUNK", 25)
+    monkeypatch.setattr(staging, "CHUNK", 25)
     text = (HEADER + "".join(line(n) for n in range(500))).encode()
     reports = at_once(2, lambda i: services.import_file(io.BytesIO(text), "csv", NOW))
     assert sum(r.accepted for r in reports) == 500
@@ -280,21 +281,21 @@ def test_on_postgresql_two_imports_of_one_file_at_once_keep_each_record_once(
 def test_on_postgresql_a_failing_chunk_stops_the_import_and_keeps_what_was_stored(
     committed_world, monkeypatch
 ):
-    real_keep = services._keep_csv
+    real_keep = staging.keep_csv
 
-    def failing_at_line_52(lines, first, *args):
+    def failing_at_line_52(spec, lines, first, *args):
         if first == 52:
             raise RuntimeError("the database went away")
-        return real_keep(lines, first, *args)
+        return real_keep(spec, lines, first, *args)
 
-    monkeypatch.setattr(services, "_keep_csv", failing_at_line_52)
+    monkeypatch.setattr(staging, "keep_csv", failing_at_line_52)
     text = HEADER + "".join(line(n) for n in range(200))
     with pytest.raises(RuntimeError):
         imported(text, 10, monkeypatch)
     stored = UsageRecord.objects.count()
     assert stored % 10 == 0 and stored < 200
     assert not UsageRecord.objects.filter(record_id__in=[f"r{n}" for n in range(50, 60)]).exists()
-    monkeypatch.setattr(services, "_keep_csv", real_keep)
+    monkeypatch.setattr(staging, "keep_csv", real_keep)
     again = imported(text, 10, monkeypatch)
     assert (again.accepted, again.duplicates) == (200 - stored, stored)
 
