@@ -1,8 +1,8 @@
 """Spreadsheet exports as Excel, LibreOffice and billing systems write them, read one way for
 every import: the encoding (UTF-8 with or without its BOM, UTF-16 with one, Windows-1252 or
-Latin-1 as charset-normalizer tells them, or any one named), the delimiter (`,`, `;` or tab, from the
-header), the header's columns in any case and spacing, blank rows skipped, and dates in
-ISO 8601 or a format given.
+Latin-1 as charset-normalizer tells them, or any one named), the delimiter (`,`, `;` or tab,
+from the header), the header's columns in any case and spacing, blank rows skipped, and
+dates in ISO 8601 or a format given.
 
 A file is handed on as UTF-8 lines, so the database can read what is plain CSV itself."""
 
