@@ -200,10 +200,17 @@ CONTENT_SECURITY_POLICY = (
 )
 
 # The stylesheet and script are the project's own, served by WhiteNoise straight from
-# the package (no collectstatic step, nothing fetched from the internet at run time).
+# the package (no collectstatic step, nothing fetched from the internet at run time). A
+# pipeline that runs `collectstatic` anyway (for a proxy or a CDN to serve) names where the
+# files go in WAIVERDESK_STATIC_ROOT.
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 WHITENOISE_USE_FINDERS = True
+STATIC_ROOT = os.environ.get("WAIVERDESK_STATIC_ROOT") or None
+
+# waiver_customer_history_idx covers a customer's history with INCLUDE on PostgreSQL, the
+# engine for scale; SQLite keeps the index on its key columns alone, which is what it needs.
+SILENCED_SYSTEM_CHECKS = ["models.W040"]
 
 # Batches of usage records are large: up to 10,000 records in one request.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 16 * 2**20

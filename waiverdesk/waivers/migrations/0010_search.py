@@ -7,7 +7,8 @@ from waiverdesk.waivers import search
 
 def index(apps, schema_editor):
     Waiver = apps.get_model("waivers", "Waiver")
-    for waiver in Waiver.objects.select_related("customer", "requester").prefetch_related(
+    waivers = Waiver.objects.using(schema_editor.connection.alias)
+    for waiver in waivers.select_related("customer", "requester").prefetch_related(
         "products"
     ).iterator(chunk_size=500):
         parts = [waiver.reference, waiver.type, waiver.customer.external_id,
@@ -18,7 +19,7 @@ def index(apps, schema_editor):
             parts += [product.code, product.name, product.family]
         parts += [str(v) for v in (waiver.justification or {}).values() if v]
         text = " ".join(p for p in parts if p).casefold()
-        Waiver.objects.filter(pk=waiver.pk).update(search_text=text)
+        waivers.filter(pk=waiver.pk).update(search_text=text)
     search.install(schema_editor.connection, schema_editor.execute)
 
 

@@ -10,7 +10,7 @@ from django.db.models import F, Q
 def routes_as_they_were(apps, schema_editor):
     """Routes made before stages went one step at a time, and an executive step was never
     delegated (the policy's default)."""
-    steps = apps.get_model("waivers", "RouteStep").objects
+    steps = apps.get_model("waivers", "RouteStep").objects.using(schema_editor.connection.alias)
     steps.update(stage=F("position"))
     steps.filter(Q(tier="executive") | Q(role="executive")).update(delegable=False)
 

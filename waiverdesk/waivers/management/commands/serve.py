@@ -1,6 +1,8 @@
 """waiverdesk serve — the production WSGI server (gunicorn)."""
 
 import os
+import re
+from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -26,7 +28,19 @@ class Command(BaseCommand):
                 "machine only"
             )
         self.stdout.write(f"waiverdesk serving on http://{bind} with {workers} workers")
-        Server({"bind": bind, "workers": workers, "accesslog": "-"}).run()
+        Server({"bind": bind, "workers": workers, "accesslog": "-", **control_socket(bind)}).run()
+
+
+def control_socket(bind: str) -> dict:
+    """Each server's own gunicorn control socket, under the data directory and named by the
+    address it serves (gunicorn's default, one per home directory, is shared by every server
+    of the machine). A Unix socket's path has at most 107 bytes: a data directory too deep
+    for one has no control socket."""
+    name = "gunicorn-" + re.sub(r"[^A-Za-z0-9.]+", "-", bind).strip("-") + ".ctl"
+    path = Path(settings.DATA_DIR) / name
+    if len(str(path).encode()) > 100:
+        return {"control_socket_disable": True}
+    return {"control_socket": str(path)}
 
 
 class Server(BaseApplication):
