@@ -180,6 +180,9 @@ CSRF_COOKIE_SAMESITE = "Lax"
 # Served over TLS (WAIVERDESK_SECURE=1): HSTS, Secure cookies, http:// redirected to https://
 # (but /healthz, for load balancers). Forms are accepted from WAIVERDESK_BASE_URL's origin
 # and from WAIVERDESK_CSRF_TRUSTED_ORIGINS (comma-separated).
+# waiver_customer_history_idx covers a customer's history with INCLUDE on PostgreSQL, the
+# engine for scale; SQLite keeps the index on its key columns alone, which is what it needs.
+SILENCED_SYSTEM_CHECKS = ["models.W040"]
 SECURE = os.environ.get("WAIVERDESK_SECURE", "") == "1"
 if SECURE:
     SECURE_SSL_REDIRECT = True
@@ -189,7 +192,7 @@ if SECURE:
     SECURE_HSTS_PRELOAD = os.environ.get("WAIVERDESK_HSTS_PRELOAD", "") == "1"
     SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
     # Submitting the domain to the browsers' preload list is the operator's choice.
-    SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+    SILENCED_SYSTEM_CHECKS += [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 # Every page: only this site's own script, style, images and forms (the UI has no inline
@@ -207,10 +210,6 @@ STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 WHITENOISE_USE_FINDERS = True
 STATIC_ROOT = os.environ.get("WAIVERDESK_STATIC_ROOT") or None
-
-# waiver_customer_history_idx covers a customer's history with INCLUDE on PostgreSQL, the
-# engine for scale; SQLite keeps the index on its key columns alone, which is what it needs.
-SILENCED_SYSTEM_CHECKS = ["models.W040"]
 
 # Batches of usage records are large: up to 10,000 records in one request.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 16 * 2**20

@@ -333,6 +333,25 @@ def fenced() -> str:
     return " OFFSET 0" if connection.vendor == "postgresql" else " LIMIT -1"
 
 
+def with_accounts(scratch: str) -> str:
+    """The FROM of staged rows that name a customer (its external id) and a product (its
+    code): `c` and `p` are the customer and product they name, when there are such."""
+    return (f"FROM {scratch} i LEFT JOIN directory_customer c ON c.external_id = "
+            f"trim(i.customer) LEFT JOIN directory_product p ON p.code = trim(i.product)"
+            f"{fenced()}")  # fmt: skip
+
+
+# The checks of rows read `with_accounts`, and of a period.
+ACCOUNT_CHECKS = [
+    ("customer_id IS NULL", problem("customer", "unknown_customer", "no such customer")),
+    ("product_id IS NULL", problem("product", "unknown_product", "no such product")),
+]
+PERIOD_ORDER = (
+    "period_end < period_start",
+    problem("period_end", "before_start", "the period ends before it starts"),
+)
+
+
 def day(text: str, trusting: bool) -> str:
     """SQL: the day `text` gives (YYYY-MM-DD, a real date, spaces around it aside), or NULL.
     On PostgreSQL, `trusting` casts every text of the right shape, and fails on one such as

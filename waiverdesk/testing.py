@@ -99,6 +99,12 @@ postgres_only = pytest.mark.skipif(
     not os.environ.get("DATABASE_URL", "").startswith("postgres"),
     reason="needs PostgreSQL (set DATABASE_URL)",
 )
+# A slow test of what does not depend on the engine (the OpenAPI document, the server's
+# processes, Django's serializers): run once, in the SQLite suite, which has time to spare.
+once_on_sqlite = pytest.mark.skipif(
+    os.environ.get("DATABASE_URL", "").startswith("postgres"),
+    reason="engine-independent: run in the SQLite suite",
+)
 
 
 def at_once(count: int, work) -> list:

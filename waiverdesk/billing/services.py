@@ -23,7 +23,7 @@ from django.db.models import Max
 
 from waiverdesk import staging
 from waiverdesk.core import cells
-from waiverdesk.staging import fenced, number, problem
+from waiverdesk.staging import number, problem
 from waiverdesk.usage.models import UsageRecord
 from waiverdesk.waivers.models import Waiver
 
@@ -48,12 +48,10 @@ _CHECKS = [
     ("coalesce(length(invoice), 0) NOT BETWEEN 1 AND 60",
      problem("invoice", "required", "give the invoice number (at most 60 characters)")),
     ("line IS NULL", problem("line", "invalid", "a line number: a whole number, 1 or more")),
-    ("customer_id IS NULL", problem("customer", "unknown_customer", "no such customer")),
-    ("product_id IS NULL", problem("product", "unknown_product", "no such product")),
+    *staging.ACCOUNT_CHECKS,
     ("period_start IS NULL OR period_end IS NULL",
      problem("period", "invalid", "give period_start and period_end as dates (YYYY-MM-DD)")),
-    ("period_end < period_start",
-     problem("period_end", "before_start", "the period ends before it starts")),
+    staging.PERIOD_ORDER,
     ("quantity IS NULL", problem("quantity", "invalid", "a number, zero or more")),
     ("unit_price IS NULL", problem("unit_price", "invalid", "a price, zero or more")),
     ("discount_pct IS NULL OR discount_pct > 100",
@@ -81,9 +79,7 @@ def _checked(trusting: bool = False) -> str:
             {staging.day("i.period_end", trusting)} AS period_end,
             {number("i.quantity")} AS quantity, {number("i.unit_price")} AS unit_price,
             {discount} AS discount_pct
-        FROM billing_incoming i
-        LEFT JOIN directory_customer c ON c.external_id = trim(i.customer)
-        LEFT JOIN directory_product p ON p.code = trim(i.product){fenced()}"""
+        {staging.with_accounts("billing_incoming")}"""
 
 
 LINES = staging.Import(

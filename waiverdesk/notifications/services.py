@@ -234,7 +234,8 @@ def deliver(now: datetime | None = None, limit: int = 200) -> Counter:
                 for message, error in tried:
                     if error is not None:
                         log.warning("message %s to %s not sent: %s", message.pk,
-                                    message.recipient, _said(error))  # fmt: skip
+                                    message.recipient or message.webhook_id,
+                                    _said(error, message.channel))  # fmt: skip
                     outcome[_record(message, error, token, now)] += 1
             start_lanes()
     return outcome
@@ -320,17 +321,18 @@ def _record(message: Message, error: BaseException | None, token: str, now: date
         fields = {"next_attempt_at": now + RETRY_DELAYS[message.attempts]}
     with transaction.atomic():
         if not held.update(state=state, attempts=attempts, claimed_until=None, claim="",
-                           last_error=_said(error), **fields):  # fmt: skip
+                           last_error=_said(error, message.channel), **fields):  # fmt: skip
             return "lost"
         if message.channel == Message.Channel.WEBHOOK:
             _judge_endpoint(message.webhook, error, now)
     return result
 
 
-def _said(error: BaseException) -> str:
+def _said(error: BaseException, channel: str) -> str:
+    """Why a message was not sent, for its outbox row and the log."""
     if isinstance(error, Gone | webhooks.DeliveryFailed):
         return str(error)[:500]
-    return mail_failure(error)[:500]
+    return (mail_failure(error) if channel == Message.Channel.EMAIL else repr(error))[:500]
 
 
 def mail_failure(error: BaseException) -> str:
@@ -391,10 +393,11 @@ def _judge_endpoint(hook: Webhook, error: BaseException | None, now: datetime) -
     audit.append("system", "webhook.disabled", hook, {"url": hook.url, "reason": why}, at=now)
     owner = hook.created_by
     if owner.is_active and owner.email:
+        said = _said(error, Message.Channel.WEBHOOK)
         queue_email(
             owner.email, f"Webhook disabled: {hook.url}",
             render_to_string("notifications/webhook_disabled.txt",
-                             {"hook": hook, "why": why, "last_error": _said(error)}),
+                             {"hook": hook, "why": why, "last_error": said}),
             "webhook.disabled", now, object_ref=f"webhook-{hook.pk}",
         )  # fmt: skip
 

@@ -14,14 +14,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from waiverdesk.testing import postgres_only, serving
-
-sqlite_only = pytest.mark.skipif(
-    os.environ.get("DATABASE_URL", "").startswith("postgres"), reason="run on SQLite"
-)
+from waiverdesk.testing import once_on_sqlite, postgres_only, serving
 
 BIN = Path(sys.executable).parent
-MAIL = Path(__file__).parents[1] / "waivers/tests/mail"
+# The standalone verifier, as `waiverdesk audit verifier` hands it to an auditor.
+VERIFIER = Path(__file__).parents[1] / "core/verifier.py"
 
 # What a workspace holds besides the demo: a request with a file of evidence, an API token,
 # an API retry's record, two signed checkpoints with a change between them.
@@ -49,12 +46,14 @@ print(reference, create_token(rita, "crm", ["read"])[1])
 GOES_ON = """
 from django.contrib.auth.models import User
 from waiverdesk.api.services import authenticate
+from waiverdesk.audit.services import public_key_hex, signing_key
 from waiverdesk.testing import request_body
 from waiverdesk.waivers import services
 reference, token = "REFERENCE", "TOKEN"
 waiver = services.get(reference)
 print(waiver.status, [a.filename for a in waiver.attachments.all()], authenticate(token).user)
 print(services.create(request_body(), User.objects.get(username="rita")).reference)
+print(public_key_hex(signing_key()))
 """
 
 
@@ -109,14 +108,11 @@ def test_move_to_copies_a_workspace_into_postgresql_and_its_trail_verifies(
     assert after == before
     assert "audit chain verifies" in target.run("audit", "verify").stdout
     target.run("audit", "export", "-o", str(tmp_path / "trail.jsonl"), "--as", "adam")
-    (tmp_path / "verifier.py").write_text(target.run("audit", "verifier").stdout)
-    key = target.run("audit", "key").stdout.strip()
-    checked = subprocess.run([sys.executable, tmp_path / "verifier.py", "trail",
-                              tmp_path / "trail.jsonl", "--key", key], capture_output=True,
-                             text=True)  # fmt: skip
-    assert checked.returncode == 0, checked.stdout + checked.stderr
     goes_on = GOES_ON.replace("REFERENCE", reference).replace("TOKEN", token)
-    shown, made = target.run("shell", "--no-imports", "-c", goes_on).stdout.splitlines()
+    shown, made, key = target.run("shell", "--no-imports", "-c", goes_on).stdout.splitlines()
+    checked = subprocess.run([sys.executable, VERIFIER, "trail", tmp_path / "trail.jsonl",
+                              "--key", key], capture_output=True, text=True)  # fmt: skip
+    assert checked.returncode == 0, checked.stdout + checked.stderr
     assert shown == "withdrawn ['forecast.csv'] rita"
     assert made.startswith("WVR-") and made != reference
 
@@ -124,7 +120,7 @@ def test_move_to_copies_a_workspace_into_postgresql_and_its_trail_verifies(
     assert again.returncode != 0 and "holds data already" in again.stderr
 
 
-@sqlite_only  # what it shows holds on either engine: the suite's other engine has more to do
+@once_on_sqlite
 def test_a_trail_dumped_and_loaded_with_django_still_verifies(tmp_path):
     source = Workspace(tmp_path, f"sqlite:///{tmp_path / 'source.sqlite3'}")
     source.run("migrate", "-v0")
@@ -142,6 +138,7 @@ def test_a_trail_dumped_and_loaded_with_django_still_verifies(tmp_path):
     assert len(entries) > 50
 
 
+@once_on_sqlite
 def test_collectstatic_and_a_migrate_a_newcomer_need_not_worry_about(tmp_path):
     workspace = Workspace(tmp_path, f"sqlite:///{tmp_path / 'new.sqlite3'}")
     migrated = workspace.run("migrate")
@@ -157,6 +154,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@once_on_sqlite
 def test_two_servers_on_one_machine_each_have_their_own_control_socket(tmp_path):
     workspace = Workspace(tmp_path, f"sqlite:///{tmp_path / 'two.sqlite3'}")
     workspace.run("migrate", "-v0")

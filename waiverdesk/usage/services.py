@@ -18,7 +18,7 @@ from typing import IO, Any
 from django.db import connection
 
 from waiverdesk import staging
-from waiverdesk.staging import Report, fenced, number, problem
+from waiverdesk.staging import Report, number, problem
 
 FIELDS = ("record_id", "customer", "product", "metric", "quantity", "period_start",
           "period_end", "timestamp")  # fmt: skip
@@ -34,14 +34,12 @@ _PERIOD = "give period_start and period_end (YYYY-MM-DD), or an ISO 8601 timesta
 _CHECKS = [
     ("coalesce(length(record_id), 0) NOT BETWEEN 1 AND 100",
      problem("record_id", "required", "give each record its own id")),
-    ("customer_id IS NULL", problem("customer", "unknown_customer", "no such customer")),
-    ("product_id IS NULL", problem("product", "unknown_product", "no such product")),
+    *staging.ACCOUNT_CHECKS,
     ("coalesce(length(metric), 0) NOT BETWEEN 1 AND 60",
      problem("metric", "required", "name the metric, e.g. seats")),
     ("quantity IS NULL", problem("quantity", "invalid", "a number, zero or more")),
     ("period_start IS NULL OR period_end IS NULL", problem("period", "invalid", _PERIOD)),
-    ("period_end < period_start",
-     problem("period_end", "before_start", "the period ends before it starts")),
+    staging.PERIOD_ORDER,
 ]  # fmt: skip
 
 # Whether a timestamp is valid ISO 8601, on each engine.
@@ -63,9 +61,7 @@ def _checked(trusting: bool = False) -> str:
             p.id AS product_id, trim(i.metric) AS metric, {number("i.quantity")} AS quantity,
             {staging.day(start, trusting)} AS period_start,
             {staging.day(end, trusting)} AS period_end
-        FROM usage_incoming i
-        LEFT JOIN directory_customer c ON c.external_id = trim(i.customer)
-        LEFT JOIN directory_product p ON p.code = trim(i.product){fenced()}"""
+        {staging.with_accounts("usage_incoming")}"""
 
 
 USAGE = staging.Import(

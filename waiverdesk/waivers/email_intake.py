@@ -22,7 +22,9 @@ becomes a draft; the sender is answered with the reference number or with the pr
     outcomes.target: 50
     control_owner: olga
 
-The field names are those of the request body (SPEC §7) and of the web form.
+The field names are those of the request body (SPEC §7) and of the web form, in any case
+and spacing; what a mail client adds around them (HTML, flowed lines, quoted replies,
+signatures, charsets, attachments) is read by email_reading.
 
 No message can stop intake or be forged into a draft: each is handled on its own, and one
 that is not made a draft (unverified, automatic, already handled, unreadable, or with

@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from openapi_spec_validator import validate
 from waiverdesk.api.services import SCOPES
 from waiverdesk.core.lifecycle import Status
 from waiverdesk.notifications.events import EVENTS
+from waiverdesk.testing import once_on_sqlite
 
 from .test_api import Api
 
@@ -168,8 +170,52 @@ print("verified", verified.ok, verified.length > 0)
 """
 
 
-def test_a_generated_python_client_runs_a_scenario_against_the_live_server(served, tmp_path):
+TYPESCRIPT_SCENARIO = """
+import createClient from "openapi-fetch";
+import type { paths } from "./waiverdesk.js";
+
+declare const process: { argv: string[] };
+
+const [base, requester, approver] = process.argv.slice(2);
+const as = (token: string) =>
+  createClient<paths>({ baseUrl: base, headers: { Authorization: `Bearer ${token}` } });
+
+const made = await as(requester).POST("/api/v1/waivers", {
+  body: {
+    type: "temporary_access", customer: "ACME-001", products: ["DB-ENT"],
+    license_type: "subscription", region: "EMEA", start: "2027-01-01", end: "2027-03-31",
+    scope: { seats: 50 }, financials: { currency: "EUR", list_value: 120000, concession: 1000 },
+    justification: { benefit: "a pilot", alternatives: "none", customer_impact: "renewal at risk",
+                     why_not_standard: "timing" },
+    outcomes: [{ metric: "seats in use", target: 40 }], control_owner: "olga", submit: true,
+  },
+  headers: { "Idempotency-Key": "ts-1" },
+});
+if (!made.data) throw new Error(JSON.stringify(made.error));
+const reference: string = made.data.reference;
+const decided = await as(approver).POST("/api/v1/waivers/{reference}/decisions", {
+  params: { path: { reference } }, body: { decision: "approve", comment: "fine" },
+});
+if (!decided.data) throw new Error(JSON.stringify(decided.error));
+const listed = await as(approver).GET("/api/v1/waivers", {
+  params: { query: { status: decided.data.status, limit: 200 } },
+});
+const found = listed.data?.items.some((w) => w.reference === reference);
+console.log(reference, decided.data.route[0].status, found);
+"""
+
+
+@once_on_sqlite
+def test_clients_generated_in_python_and_typescript_run_against_the_live_server(served, tmp_path):
     app, url = served
+    python_client(app, url, tmp_path / "python")
+    typescript_client(app, url, tmp_path / "typescript")
+
+
+def python_client(app, url, tmp_path):
+    """openapi-python-client makes every endpoint, without a warning, and its client runs
+    a scenario: create with submit, read, decide, list by status, a webhook, the audit."""
+    tmp_path.mkdir()
     generated = subprocess.run(
         [BIN / "openapi-python-client", "generate", "--url", f"{url}/api/openapi.json",
          "--meta", "none", "--output-path", tmp_path / "waiverdesk_client"],
@@ -179,8 +225,7 @@ def test_a_generated_python_client_runs_a_scenario_against_the_live_server(serve
     assert generated.returncode == 0, generated.stdout + generated.stderr
     assert "Warning" not in generated.stdout + generated.stderr, generated.stdout
     endpoints = list((tmp_path / "waiverdesk_client/api").rglob("*.py"))
-    schema = json.loads(subprocess.run(["curl", "-s", f"{url}/api/openapi.json"],
-                        capture_output=True, text=True).stdout)  # fmt: skip
+    schema = json.loads(urllib.request.urlopen(f"{url}/api/openapi.json").read())
     operations_count = sum(len(methods) for methods in schema["paths"].values())
     assert len([e for e in endpoints if e.name != "__init__.py"]) == operations_count
 
@@ -200,3 +245,30 @@ def test_a_generated_python_client_runs_a_scenario_against_the_live_server(serve
     assert lines["listed"] == "True"
     assert lines["webhook"] == "True"
     assert lines["verified"] == "True True"
+
+
+def typescript_client(app, url, tmp_path):
+    """openapi-typescript's types of the document type-check a scenario written with
+    openapi-fetch (tsc --strict), which then runs against the live server (node)."""
+    tmp_path.mkdir()
+    (tmp_path / "node_modules").symlink_to(ROOT / "node_modules")
+    tools = ROOT / "node_modules/.bin"
+    # A field with a default may be left out of a request: without this flag openapi-typescript
+    # 7 types it as required (its issue 2012); the README says so.
+    generated = subprocess.run([tools / "openapi-typescript", f"{url}/api/openapi.json", "-o",
+                                "waiverdesk.d.ts", "--default-non-nullable", "false"],
+                               cwd=tmp_path, capture_output=True, text=True,
+                               timeout=120)  # fmt: skip
+    assert generated.returncode == 0, generated.stderr
+    (tmp_path / "scenario.mts").write_text(TYPESCRIPT_SCENARIO)
+    compiled = subprocess.run([tools / "tsc", "--strict", "--target", "es2022", "--module",
+                               "nodenext", "--skipLibCheck", "scenario.mts"], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert compiled.returncode == 0, compiled.stdout
+    rita = app.waiverdesk("token", "create", "rita", "--scope", "read", "--scope", "write")
+    mona = app.waiverdesk("token", "create", "mona", "--scope", "read", "--scope", "decide")
+    run = subprocess.run(["node", "scenario.mjs", url, rita, mona], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    reference, step, found = run.stdout.split()
+    assert reference.startswith("WVR-") and (step, found) == ("approved", "true")

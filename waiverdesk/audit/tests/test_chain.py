@@ -141,6 +141,31 @@ def test_a_chain_rewritten_from_scratch_disagrees_with_its_checkpoint(trail):
     assert not result.ok and "checkpoint" in result.reason
 
 
+@pytest.mark.parametrize("column", ["root", "signature"])
+def test_a_signed_checkpoint_whose_root_or_signature_was_changed_does_not_verify(trail, column):
+    audit.checkpoint()
+    with transaction.atomic():
+        audit.append("rita", "x.y", object_type="x", object_ref="1")
+    taken = audit.checkpoint()
+    changed = "0" * len(getattr(taken, column))
+    as_attacker(f"UPDATE audit_checkpoint SET {column} = %s WHERE seq = %s", [changed, taken.seq])
+    result = audit.verify()
+    assert not result.ok and result.first_bad_seq == taken.seq
+    assert f"the signed checkpoint at {taken.seq}" in result.reason
+    assert ("Merkle root" if column == "root" else "signature") in result.reason
+
+
+def test_times_are_kept_to_the_millisecond_that_serializers_write(db):
+    from datetime import timedelta
+
+    with transaction.atomic():
+        audit.append("rita", "x.y", object_type="x", object_ref="1",
+                     at=NOW + timedelta(microseconds=123_456))  # fmt: skip
+    entry = AuditEntry.objects.get()
+    assert entry.at == NOW + timedelta(microseconds=123_000)
+    assert audit.verify().ok
+
+
 def test_entries_with_any_text_verify_on_every_engine(db):
     # On PostgreSQL the database builds the canonical text; it must match Python's byte for byte.
     awkward = 'a "quoted" \\ back\nslash\ttab \x01 é 東京 \u2028 😀 \x7f'
