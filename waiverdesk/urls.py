@@ -1,5 +1,6 @@
 from django.http import JsonResponse
 from django.urls import path
+from django.views.decorators.csrf import csrf_exempt
 
 from waiverdesk import health, web
 from waiverdesk.api import views as tokens
@@ -11,7 +12,6 @@ from waiverdesk.directory import (
     passwords,
     people_pages,
     reference_pages,
-    scim,
     signing_in,
 )
 from waiverdesk.directory import views as directory
@@ -27,6 +27,19 @@ from waiverdesk.webhooks import views as webhooks
 def openapi(request):
     """The OpenAPI 3.1 document of /api/v1/, where SPEC §7 says clients find it."""
     return JsonResponse(api.get_openapi_schema(path_prefix="/api/v1/"))
+
+
+def scim(name: str):
+    """A SCIM endpoint (directory/scim.py), loaded at its first request: its models of RFC
+    7643 take a second to import, which every command and server start would pay."""
+
+    @csrf_exempt  # as the endpoint itself is: a SCIM client sends a token, not a form
+    def endpoint(request, **kwargs):
+        from waiverdesk.directory import scim as views
+
+        return getattr(views, name)(request, **kwargs)
+
+    return endpoint
 
 
 handler500 = "waiverdesk.api.errors.server_error"
@@ -57,18 +70,18 @@ urlpatterns = [
     path("people/", people_pages.people_list, name="people"),
     path("people/<str:username>/", people_pages.person_page, name="person"),
     path("people/<str:username>/change", people_pages.person_change, name="person-change"),
-    path("scim/v2/Users", scim.users, name="scim-users"),
-    path("scim/v2/Users/<str:pk>", scim.users, name="scim-user"),
-    path("scim/v2/Groups", scim.groups, name="scim-groups"),
-    path("scim/v2/Groups/<str:pk>", scim.groups, name="scim-group"),
-    path("scim/v2/ServiceProviderConfig", scim.service_provider_config, name="scim-config"),
-    path("scim/v2/ResourceTypes", scim.resource_types, name="scim-resource-types"),
-    path("scim/v2/ResourceTypes/<str:name>", scim.resource_types, name="scim-resource-type"),
-    path("scim/v2/Schemas", scim.schemas, name="scim-schemas"),
-    path("scim/v2/Schemas/<str:urn>", scim.schemas, name="scim-schema"),
-    path("scim/v2/.search", scim.search_all, name="scim-search"),
-    path("scim/v2/<path:rest>", scim.unknown, name="scim-unknown"),
-    path("scim/v2/", scim.unknown, name="scim-root"),
+    path("scim/v2/Users", scim("users"), name="scim-users"),
+    path("scim/v2/Users/<str:pk>", scim("users"), name="scim-user"),
+    path("scim/v2/Groups", scim("groups"), name="scim-groups"),
+    path("scim/v2/Groups/<str:pk>", scim("groups"), name="scim-group"),
+    path("scim/v2/ServiceProviderConfig", scim("service_provider_config"), name="scim-config"),
+    path("scim/v2/ResourceTypes", scim("resource_types"), name="scim-resource-types"),
+    path("scim/v2/ResourceTypes/<str:name>", scim("resource_types"), name="scim-resource-type"),
+    path("scim/v2/Schemas", scim("schemas"), name="scim-schemas"),
+    path("scim/v2/Schemas/<str:urn>", scim("schemas"), name="scim-schema"),
+    path("scim/v2/.search", scim("search_all"), name="scim-search"),
+    path("scim/v2/<path:rest>", scim("unknown"), name="scim-unknown"),
+    path("scim/v2/", scim("unknown"), name="scim-root"),
     path("requests/", lists.my_requests, name="my-requests"),
     path("requests/all/", lists.all_requests, name="all-requests"),
     path("requests/decide", lists.decide_many, name="decide-many"),

@@ -124,7 +124,7 @@ def import_file(
 
 def kind_of(path: str) -> str:
     """csv or ndjson, by the file's name."""
-    return "ndjson" if path.lower().endswith((".ndjson", ".jsonl", ".json")) else "csv"
+    return "ndjson" if path.lower().endswith((".ndjson", ".jsonl")) else "csv"
 
 
 def _text(value: Any) -> str | None:

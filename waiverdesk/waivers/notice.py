@@ -14,7 +14,6 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
-from fpdf import FPDF
 
 from waiverdesk.audit import services as audit
 from waiverdesk.core.errors import Denied, Invalid, Problem
@@ -100,6 +99,8 @@ def text(waiver: Waiver, reader: Reader | None = None) -> tuple[str, list[str]]:
 def pdf(notice: Letter) -> bytes:
     """The notice as a PDF a person can send, on the letterhead (WAIVERDESK_ORG_NAME and
     the logo file WAIVERDESK_ORG_LOGO, when set)."""
+    from fpdf import FPDF  # here: a third of a second to import, for the PDF alone
+
     document = FPDF(format="A4")
     document.set_title(notice.title)
     document.add_page()
