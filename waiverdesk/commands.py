@@ -19,7 +19,13 @@ from waiverdesk.waivers.services import NotFound
 
 
 class ActionCommand(BaseCommand):
-    """A command with sub-actions (`waiverdesk policy check FILE`): `do_<action>` methods."""
+    """A command with sub-actions (`waiverdesk policy check FILE`): `do_<action>` methods.
+
+    Django's system checks are not run before each of them (they load every page's view and
+    take over a second, which scripts calling `token create` or `usage import` pay each
+    time); `waiverdesk check`, `migrate` and `serve` run them."""
+
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser) -> None:
         actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
