@@ -94,7 +94,12 @@ REPLAYED = {
 
 class Document(OpenAPISchema):
     """The OpenAPI document as django-ninja makes it, plus what the middleware adds to every
-    POST (its Idempotency-Key header and the Idempotent-Replayed answer)."""
+    POST (its Idempotency-Key header and the Idempotent-Replayed answer), served from
+    WAIVERDESK_BASE_URL."""
+
+    def __init__(self, api: NinjaAPI, path_prefix: str) -> None:
+        super().__init__(api, path_prefix)
+        self["servers"] = [{"url": settings.BASE_URL, "description": "WAIVERDESK_BASE_URL"}]
 
     def operation_details(self, operation):
         details = super().operation_details(operation)
@@ -110,7 +115,6 @@ class Api(NinjaAPI):
     def get_openapi_schema(self, *, path_prefix=None, path_params=None):
         if path_prefix is None:
             path_prefix = self.get_root_path(path_params or {})
-        self.servers = [{"url": settings.BASE_URL, "description": "WAIVERDESK_BASE_URL"}]
         return Document(self, path_prefix)
 
 

@@ -143,8 +143,7 @@ def own_words(text: str) -> str:
         stripped = line.strip()
         if _FORWARDED.match(stripped):
             rest = lines[i + 1 :]
-            while rest and (not rest[0].strip() or re.match(r"^\w[\w-]*:", rest[0].strip())
-                            and _forward_header(rest[0])):  # fmt: skip
+            while rest and (not rest[0].strip() or _forward_header(rest[0])):
                 rest = rest[1:]
             return "\n".join([*kept, own_words("\n".join(rest))])
         if stripped.startswith(">"):
@@ -166,8 +165,9 @@ def own_words(text: str) -> str:
 
 
 def _forward_header(line: str) -> bool:
-    name = line.strip().split(":", 1)[0].lower()
-    return name in {"from", "date", "sent", "subject", "to", "cc", "reply-to"}
+    """Whether a line is one of the headers a forwarded message is quoted with."""
+    name, colon, _ = line.strip().partition(":")
+    return bool(colon) and name.lower() in {"from", "date", "sent", "subject", "to", "cc"}
 
 
 def field_name(text: str) -> str | None:
