@@ -39,16 +39,17 @@ format: venv
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-# The whole suite on SQLite and, when it answers, on PostgreSQL: each engine's suite in two
-# runs (the state-machine test, the longest, on its own), three runs at a time on the two
-# cores (much of a run waits on servers and subprocesses it starts, so a third run fills the
-# cores), the next run started when one ends; each report is printed whole when its run ends.
+# The whole suite on SQLite and, when it answers, on PostgreSQL, on both cores: each
+# engine's suite in two runs (the state-machine test, the longest, on its own), so that
+# a core that finishes early takes the next run (SQLite's, the shorter, ends first); each
+# report is printed whole when its run ends. Slow tests of what does not depend on the
+# engine run in the SQLite suite only (testing.once_on_sqlite).
 MACHINE := waiverdesk/waivers/tests/test_state_machine.py
 test: lint chromium $(AXE)
 	WAIVERDESK_DATA_DIR=$$(mktemp -d) DATABASE_URL=sqlite:///:memory: $(BIN)/waiverdesk check --fail-level WARNING
 	WAIVERDESK_DATA_DIR=$$(mktemp -d) DATABASE_URL=sqlite:///:memory: $(BIN)/waiverdesk makemigrations --check --dry-run
-	@if $(PG_UP); then $(MAKE) --no-print-directory -j3 --output-sync=target \
-	  test-postgres-rest test-sqlite-rest test-postgres-machine test-sqlite-machine && \
+	@if $(PG_UP); then $(MAKE) --no-print-directory -j2 --output-sync=target \
+	  test-postgres-rest test-sqlite-rest test-sqlite-machine test-postgres-machine && \
 	echo "engines tested: sqlite postgresql"; else $(MAKE) --no-print-directory test-sqlite && \
 	echo "PostgreSQL does not answer at 127.0.0.1:5432: engines tested: sqlite only"; fi
 

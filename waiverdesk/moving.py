@@ -47,16 +47,17 @@ def move_to(url: str, say: Callable[[str], None]) -> dict[str, int]:
     per table. Raises Invalid for a target that is not empty, MoveFailed for one whose copy
     does not verify."""
     env = {**os.environ, "DATABASE_URL": url}
-    migrated = subprocess.run([sys.executable, "-m", "waiverdesk", "migrate", "--verbosity", "0"],
-                              env=env, capture_output=True, text=True)  # fmt: skip
-    if migrated.returncode:
-        raise MoveFailed(f"the target could not be migrated: {migrated.stderr.strip()[-2000:]}")
     # The target as a second database of this process, its settings filled as Django fills
     # a configured one's.
     connections.settings[TARGET] = connections.configure_settings(
         {"default": dj_database_url.parse(url)}
     )["default"]
     try:
+        _require_empty()  # before migrating it: a database in use is not touched
+        migrated = subprocess.run([sys.executable, "-m", "waiverdesk", "migrate", "-v", "0"],
+                                  env=env, capture_output=True, text=True)  # fmt: skip
+        if migrated.returncode:
+            raise MoveFailed(f"the target could not be migrated: {migrated.stderr[-2000:]}")
         copied = _copy(say)
     finally:
         connections[TARGET].close()
@@ -71,13 +72,20 @@ def move_to(url: str, say: Callable[[str], None]) -> dict[str, int]:
     return copied
 
 
-def _copy(say: Callable[[str], None]) -> dict[str, int]:
-    tables = models()
-    taken = [m._meta.db_table for m in tables if m._base_manager.using(TARGET).exists()]
+def _require_empty() -> None:
+    """Refuse a target that holds rows in any of the workspace's tables it has."""
+    there = set(connections[TARGET].introspection.table_names())
+    taken = [m._meta.db_table for m in models()
+             if m._meta.db_table in there and m._base_manager.using(TARGET).exists()]  # fmt: skip
     if taken:
         message = (f"the target holds data already (in {', '.join(taken[:5])}): move-to copies "
                    "into an empty database")  # fmt: skip
         raise Invalid([Problem("database", "not_empty", message)])
+
+
+def _copy(say: Callable[[str], None]) -> dict[str, int]:
+    tables = models()
+    _require_empty()  # still, now that it is migrated
     permissions = _permission_ids()
     total = sum(m._base_manager.using("default").count() for m in tables)
     copied: dict[str, int] = {}

@@ -4,6 +4,7 @@ verifiable, collectstatic, a migrate without warnings, and servers side by side.
 
 import json
 import os
+import shutil
 import socket
 import sqlite3
 import subprocess
@@ -124,6 +125,7 @@ def test_move_to_copies_a_workspace_into_postgresql_and_its_trail_verifies(
 def test_a_trail_dumped_and_loaded_with_django_still_verifies(tmp_path):
     source = Workspace(tmp_path, f"sqlite:///{tmp_path / 'source.sqlite3'}")
     source.run("migrate", "-v0")
+    shutil.copy(tmp_path / "source.sqlite3", tmp_path / "migrated.sqlite3")
     source.run("demo")
     source.run("audit", "checkpoint")
     dump = tmp_path / "dump.json"
@@ -131,7 +133,7 @@ def test_a_trail_dumped_and_loaded_with_django_still_verifies(tmp_path):
                "auth.permission", "-o", str(dump))  # fmt: skip
     assert ".123456" not in dump.read_text()  # sanity: what the serializer writes
     loaded = Workspace(tmp_path, f"sqlite:///{tmp_path / 'loaded.sqlite3'}")
-    loaded.run("migrate", "-v0")
+    shutil.copy(tmp_path / "migrated.sqlite3", tmp_path / "loaded.sqlite3")  # as migrate makes it
     loaded.run("loaddata", str(dump))
     assert "audit chain verifies" in loaded.run("audit", "verify").stdout
     entries = [e for e in json.loads(dump.read_text()) if e["model"] == "audit.auditentry"]
@@ -156,9 +158,8 @@ def free_port() -> int:
 
 @once_on_sqlite
 def test_two_servers_on_one_machine_each_have_their_own_control_socket(tmp_path):
-    workspace = Workspace(tmp_path, f"sqlite:///{tmp_path / 'two.sqlite3'}")
-    workspace.run("migrate", "-v0")
-    one, two = free_port(), free_port()
+    workspace = Workspace(tmp_path, f"sqlite:///{tmp_path / 'two.sqlite3'}")  # not migrated:
+    one, two = free_port(), free_port()  # the servers start, and say they are not healthy
     expected = sorted([f"gunicorn-127.0.0.1-{one}.ctl", f"gunicorn-127.0.0.1-{two}.ctl"])
     with serving(workspace.env, one, workers=1), serving(workspace.env, two, workers=1):
         for _ in range(100):  # each server opens its socket as it starts its workers

@@ -212,6 +212,23 @@ def test_clients_generated_in_python_and_typescript_run_against_the_live_server(
     typescript_client(app, url, tmp_path / "typescript")
 
 
+def tokens(app) -> list[str]:
+    """Tokens of a requester (rita), an approver (mona) and an admin (adam), made at once."""
+    made = app.waiverdesk(
+        "shell",
+        "--no-imports",
+        "-c",
+        """
+from django.contrib.auth.models import User
+from waiverdesk.api.services import create_token
+for name, scopes in [("rita", ["read", "write"]), ("mona", ["read", "decide"]),
+                     ("adam", ["read", "admin"])]:
+    print(create_token(User.objects.get(username=name), "client", scopes)[1])
+""",
+    )
+    return made.split()
+
+
 def python_client(app, url, tmp_path):
     """openapi-python-client makes every endpoint, without a warning, and its client runs
     a scenario: create with submit, read, decide, list by status, a webhook, the audit."""
@@ -229,14 +246,8 @@ def python_client(app, url, tmp_path):
     operations_count = sum(len(methods) for methods in schema["paths"].values())
     assert len([e for e in endpoints if e.name != "__init__.py"]) == operations_count
 
-    def token(name, *scopes):
-        return app.waiverdesk("token", "create", name, *[a for s in scopes for a in ("--scope", s)])
-
-    run = subprocess.run(
-        [sys.executable, "-c", GENERATED_SCENARIO, url, token("rita", "read", "write"),
-         token("mona", "read", "decide"), token("adam", "read", "admin")],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path,
-    )  # fmt: skip
+    run = subprocess.run([sys.executable, "-c", GENERATED_SCENARIO, url, *tokens(app)],
+                         capture_output=True, text=True, timeout=120, cwd=tmp_path)  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
     lines = dict(line.split(" ", 1) for line in run.stdout.splitlines())
     reference, status, start = lines["created"].split()
@@ -265,9 +276,7 @@ def typescript_client(app, url, tmp_path):
                                "nodenext", "--skipLibCheck", "scenario.mts"], cwd=tmp_path,
                               capture_output=True, text=True, timeout=120)  # fmt: skip
     assert compiled.returncode == 0, compiled.stdout
-    rita = app.waiverdesk("token", "create", "rita", "--scope", "read", "--scope", "write")
-    mona = app.waiverdesk("token", "create", "mona", "--scope", "read", "--scope", "decide")
-    run = subprocess.run(["node", "scenario.mjs", url, rita, mona], cwd=tmp_path,
+    run = subprocess.run(["node", "scenario.mjs", url, *tokens(app)[:2]], cwd=tmp_path,
                          capture_output=True, text=True, timeout=60)  # fmt: skip
     assert run.returncode == 0, run.stderr
     reference, step, found = run.stdout.split()

@@ -16,8 +16,11 @@ from django.test import Client
 from waiverdesk import clock
 from waiverdesk.api import services as tokens
 from waiverdesk.api.services import SCOPES
-from waiverdesk.testing import request_body
+from waiverdesk.testing import once_on_sqlite, request_body
 from waiverdesk.waivers import services
+
+# Who may do what is decided in Python, alike on both engines: the matrix runs once.
+pytestmark = once_on_sqlite
 
 CALLERS = [
     "rita",

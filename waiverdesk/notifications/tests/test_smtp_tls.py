@@ -17,7 +17,9 @@ from cryptography.x509.oid import NameOID
 from waiverdesk import settings as configuration
 from waiverdesk.notifications import services as notify
 from waiverdesk.notifications.models import Message
-from waiverdesk.testing import NOW
+from waiverdesk.testing import NOW, once_on_sqlite
+
+pytestmark = once_on_sqlite  # SMTP, not the database
 
 
 @pytest.fixture
