@@ -40,11 +40,10 @@ NUMBER_RULE = (
 @dataclass
 class Sheet:
     """An opened export: its header's columns (the known name of each, or None), the
-    delimiter, the encoding it was read in, and its lines after the header as UTF-8."""
+    delimiter, and its lines after the header as UTF-8."""
 
     columns: list[str | None]
     delimiter: str
-    encoding: str
     lines: Iterator[bytes]
     header_lines: int  # lines the header took (1, unless a name holds a line break)
 
@@ -86,7 +85,7 @@ def open_sheet(
             else "the first line is not a header this import knows"
         ) + f". Expected the columns {', '.join(known)}; found {found}."  # fmt: skip
         raise Invalid([Problem("header", "unknown_header", message)])
-    return Sheet(columns, delimiter, encoding, lines, header_lines)
+    return Sheet(columns, delimiter, lines, header_lines)
 
 
 def detect(sample: bytes) -> str:
