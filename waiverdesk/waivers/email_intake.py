@@ -152,7 +152,12 @@ def _receive(raw: bytes, now: datetime) -> Answer:
             try:
                 waiver = services.create(body, user, now=now, uploads=uploads)
             except Invalid as invalid:
-                lines = "".join(f"  {p.field}: {p.message}\n" for p in invalid.problems)
+                # In words, with the name to write the field under in a message.
+                lines = "".join(
+                    f"  {request_form.label_of(p.field)} ({request_form.field_of(p.field)}): "
+                    f"{p.message}\n"
+                    for p in invalid.problems
+                )
                 return refuse("Nothing was created. Please fix:\n" + lines)
             except Denied as denied:
                 return refuse(f"Nothing was created: {denied.message}.\n")

@@ -119,8 +119,8 @@ def test_email_intake_answers_each_problem_of_a_strange_message(
     strange = WELL_FORMED.replace("financials.list_value: 12000", "financials.list_value: NaN")
     strange = strange.replace("region: AMER", "region: " + "R" * 40)
     answer = email_intake.receive(email("rita@example.com", strange), NOW)
-    assert "financials.list_value: must be a finite number" in answer.body
-    assert "region: must be at most 16 characters" in answer.body
+    assert "List value (financials.list_value): must be a finite number" in answer.body
+    assert "Region (region): must be at most 16 characters" in answer.body
     assert not Waiver.objects.exists()
 
 

@@ -101,8 +101,8 @@ def test_a_malformed_email_is_answered_with_its_problems_and_nothing_is_stored(r
     )
     answer = email_intake.receive(email("rita@example.com", broken), NOW)
     assert not Waiver.objects.exists()
-    assert "end: end must not be before start" in answer.body
-    assert "customer: no customer with external id 'NOBODY-9'" in answer.body
+    assert "End (end): end must not be before start" in answer.body
+    assert "Customer (customer): no customer with external id 'NOBODY-9'" in answer.body
     notify.deliver(NOW)
     assert "Nothing was created" in smtp_server[0].get_payload()
 
@@ -347,10 +347,10 @@ CORPUS = {
     "spaced_names_and_numbers.eml": {"seats": 50, "list_value": 12000, "concession": 3000,
                                      "license_type": "subscription"},  # fmt: skip
     "german_number_format.eml": {"requester": "sam", "list_value": 12000, "concession": 2500.5},
-    "problems_answered.eml": "customer: no customer with external id 'NOBODY-999'",
+    "problems_answered.eml": "Customer (customer): no customer with external id 'NOBODY-999'",
     "apple_inline_pdf.eml": {"type": "volume_discount", "discount_pct": 20,
                              "files": {"business_impact_analysis": "business_impact_analysis.pdf"}},
-    "refused_attachment.eml": "evidence.usage_forecast:",
+    "refused_attachment.eml": "Usage forecast (evidence.usage_forecast): allowed types",
 }  # fmt: skip
 
 
