@@ -41,15 +41,16 @@ format: venv
 
 # The whole suite on SQLite and, when it answers, on PostgreSQL, on both cores: each
 # engine's suite in two runs (the state-machine test, the longest, on its own), so that
-# a core that finishes early takes the next run (SQLite's, the shorter, ends first); each
-# report is printed whole when its run ends. Slow tests of what does not depend on the
+# a core that finishes early takes the next run (SQLite's rest, the shorter, ends first
+# and takes PostgreSQL's state machine, the longer); each report is printed whole when
+# its run ends. Slow tests of what does not depend on the
 # engine run in the SQLite suite only (testing.once_on_sqlite).
 MACHINE := waiverdesk/waivers/tests/test_state_machine.py
 test: lint chromium $(AXE)
 	WAIVERDESK_DATA_DIR=$$(mktemp -d) DATABASE_URL=sqlite:///:memory: $(BIN)/waiverdesk check --fail-level WARNING
 	WAIVERDESK_DATA_DIR=$$(mktemp -d) DATABASE_URL=sqlite:///:memory: $(BIN)/waiverdesk makemigrations --check --dry-run
 	@if $(PG_UP); then $(MAKE) --no-print-directory -j2 --output-sync=target \
-	  test-postgres-rest test-sqlite-rest test-sqlite-machine test-postgres-machine && \
+	  test-postgres-rest test-sqlite-rest test-postgres-machine test-sqlite-machine && \
 	echo "engines tested: sqlite postgresql"; else $(MAKE) --no-print-directory test-sqlite && \
 	echo "PostgreSQL does not answer at 127.0.0.1:5432: engines tested: sqlite only"; fi
 
@@ -76,7 +77,7 @@ bench: venv
 	$(BIN)/python bench/insight.py --engine sqlite --waivers 100000
 	$(BIN)/python bench/lists.py --engine sqlite
 	@if $(PG_UP); then DATABASE_URL=$(PG_URL) $(BIN)/python bench/run.py --engine postgresql; \
-	DATABASE_URL=$(PG_URL) $(BIN)/python bench/api.py --engine postgresql; \
+	DATABASE_URL=$(PG_URL) $(BIN)/python bench/api.py --engine postgresql --scaling; \
 	DATABASE_URL=$(PG_URL) $(BIN)/python bench/worker.py --engine postgresql; \
 	DATABASE_URL=$(PG_URL) $(BIN)/python bench/usage.py --engine postgresql; \
 	DATABASE_URL=$(PG_URL) $(BIN)/python bench/governance.py --engine postgresql; \

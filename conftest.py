@@ -47,7 +47,7 @@ def _files_in_tmp(settings, tmp_path):
 def world(db):
     """The default policy published, the people above, and some customers and products."""
     policies.publish(settings.DEFAULT_POLICY_FILE.read_text(), note="default")
-    people = {name: directory.add_user(name, roles) for name, roles in PEOPLE.items()}
+    people = directory.add_users(PEOPLE)
     directory.add_product("DB-ENT", "Database Enterprise", "Database", "high")
     directory.add_product("AN-EDGE", "Analytics Edge", "Analytics", "low")
     directory.add_product("SEC-GW", "Secure Gateway", "Security", "high")
@@ -74,8 +74,7 @@ def mail_and_a_fixed_clock(world, settings):
 def committed_world(transactional_db):
     """The world, committed, for tests where other threads or a live server must see it."""
     policies.publish(settings.DEFAULT_POLICY_FILE.read_text())
-    for name, roles in PEOPLE.items():
-        directory.add_user(name, roles)
+    directory.add_users(PEOPLE)
     directory.add_product("AN-EDGE", "Analytics Edge", "Analytics", "low")
     directory.add_customer("GLOBEX-002", "Globex", "AMER")
 

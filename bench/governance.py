@@ -88,8 +88,9 @@ def seed_waivers(count: int) -> None:
         jsonb = "'[]'::jsonb" if connection.vendor == "postgresql" else "'[]'"
         cursor.execute(
             "INSERT INTO waivers_routestep (waiver_id, round, position, tier, role, required, "
-            f"status, reasons, sla_hours, opened_at, closed_at) SELECT id, 1, 0, 'manager', "
-            f"'sales_manager', 1, 'approved', {jsonb}, 24, submitted_at, decided_at "
+            "status, reasons, sla_hours, stage, delegable, escalate_to, opened_at, closed_at) "
+            f"SELECT id, 1, 0, 'manager', 'sales_manager', 1, 'approved', {jsonb}, 24, 0, "
+            f"{'true' if connection.vendor == 'postgresql' else 1}, '', submitted_at, decided_at "
             "FROM waivers_waiver WHERE decided_at IS NOT NULL"
         )
         first_approver = approvers[0].pk

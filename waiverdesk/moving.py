@@ -109,6 +109,7 @@ def _copy(say: Callable[[str], None]) -> dict[str, int]:
             copied[model._meta.db_table] = n
             done += n
         _reset_sequences(tables)
+        _carry_reference_numbers()
         say(f"{done:,} of {total:,} rows copied")
         for model in tables:
             if model._base_manager.using(TARGET).count() != copied[model._meta.db_table]:
@@ -137,6 +138,19 @@ def _permission_ids() -> dict[int, int]:
     there = {key(p): p.pk for p in Permission.objects.using(TARGET).select_related("content_type")}
     return {p.pk: there[key(p)] for p in Permission.objects.select_related("content_type")
             if key(p) in there}  # fmt: skip
+
+
+def _carry_reference_numbers() -> None:
+    """Each year's reference counter on the target set past the highest reference made in
+    that year (on PostgreSQL the source's counters are relative to its own sequence)."""
+    from waiverdesk.waivers.models import ReferenceCounter, Waiver
+
+    for year in ReferenceCounter.objects.values_list("year", flat=True):
+        highest = (Waiver.objects.filter(reference__startswith=f"WVR-{year}-")
+                   .order_by("-reference").values_list("reference", flat=True).first())  # fmt: skip
+        ReferenceCounter.objects.using(TARGET).filter(year=year).update(
+            last=int(highest.rsplit("-", 1)[1]) if highest else 0, base=None
+        )
 
 
 def _reset_sequences(tables: list[type[Model]]) -> None:

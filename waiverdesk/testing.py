@@ -277,3 +277,11 @@ def client_for(name: str):
     if name != "anonymous":
         client.force_login(User.objects.get(username=name))
     return client
+
+
+def email_text(message) -> str:
+    """An outbox email's text as it is sent: an event's is written at delivery, for its
+    reader."""
+    from waiverdesk.notifications.services import written
+
+    return written([message])[0].body

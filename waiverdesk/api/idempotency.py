@@ -18,6 +18,7 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.http import HttpRequest, HttpResponse
 
 from waiverdesk import clock
+from waiverdesk.audit import services as audit
 
 from . import services
 from .errors import unavailable
@@ -53,7 +54,7 @@ class IdempotencyMiddleware:
         if isinstance(record, HttpResponse):
             return record
         try:
-            with transaction.atomic():
+            with audit.atomic():  # its audit entries are chained at its end, as a service's
                 response = self.get_response(request)
                 if response.status_code >= 500:
                     transaction.set_rollback(True)  # nothing is kept of a failed request

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
@@ -57,58 +58,86 @@ def append(
     object_type: str = "",
     object_ref: str = "",
     at: datetime | None = None,
-) -> tuple[int, str]:
-    """Append one entry inside the transaction of the change it records; return (seq, hash).
+) -> None:
+    """Append one entry inside the transaction of the change it records.
 
-    Appends are serialised (an advisory lock on PostgreSQL, the write lock on
-    SQLite) so every entry links to the one committed before it. The lock is
-    held to the end of the transaction: call this last in it.
+    Inside `atomic()` the entry is chained when that block ends, with the block's other
+    entries; elsewhere at once, and the chain's lock (an advisory lock on PostgreSQL, the
+    write lock on SQLite) is then held to the end of the transaction: call this last in it.
     """
-    if not connection.in_atomic_block:
-        raise RuntimeError("audit entries are appended inside the transaction they record")
     if obj is not None:
         object_type = object_type or obj._meta.model_name
         object_ref = object_ref or str(getattr(obj, "audit_ref", obj.pk))
-    moment = to_the_millisecond(at or clock.now())
-    body = payload_json(payload or {})
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            # One round trip; migration audit 0003 builds the same canonical text in SQL.
-            cursor.execute(
-                "SELECT * FROM audit_append(%s, %s, %s, %s, %s, %s, %s, %s)",
-                [
-                    CHAIN_LOCK,
-                    moment,
-                    timestamp(moment),
-                    actor,
-                    action,
-                    object_type,
-                    object_ref,
-                    body,
-                ],
-            )
-            return cursor.fetchone()
-        # SQLite: the transaction already holds the database's write lock.
-        (row,) = _chained(cursor, [(actor, action, object_type, object_ref, body, moment)])
-        cursor.execute(_INSERT, row)
-    return row[0], row[8]
+    append_many([(actor, action, object_type, object_ref, payload or {}, at or clock.now())])
 
 
 def append_many(entries: list[tuple[str, str, str, str, dict[str, Any], datetime]]) -> None:
-    """Append several entries (actor, action, object type, object ref, payload, at) at once,
-    in order, inside the transaction they record: one lock, one round of inserts."""
+    """Append several entries (actor, action, object type, object ref, payload, at), in
+    order, inside the transaction they record (see `append`)."""
     if not connection.in_atomic_block:
         raise RuntimeError("audit entries are appended inside the transaction they record")
-    if not entries:
+    rows = [(actor, action, kind, ref, payload_json(payload), to_the_millisecond(at))
+            for actor, action, kind, ref, payload, at in entries]  # fmt: skip
+    deferred = getattr(connection, "audit_deferred", None)
+    if deferred is None:
+        _chain(rows)
+        return
+    for row in rows:
+        waiting = _Deferred(row)
+        # Django forgets the on-commit callbacks of a savepoint that rolls back: an entry
+        # of a change undone is forgotten with them (see `atomic`).
+        transaction.on_commit(waiting)
+        deferred.append(waiting)
+
+
+class _Deferred:
+    """An entry waiting for the end of its `atomic()` block; nothing to do at commit."""
+
+    def __init__(self, row: tuple) -> None:
+        self.row = row
+
+    def __call__(self) -> None:
+        pass
+
+
+@contextmanager
+def atomic() -> Iterator[None]:
+    """`transaction.atomic()` whose audit entries are chained as its last statements, in
+    one round trip: on PostgreSQL the chain's lock is held only for the append and the
+    commit, so concurrent changes overlap instead of queueing for the whole request.
+    Entries appended in a savepoint that rolls back are not appended."""
+    with transaction.atomic():
+        if getattr(connection, "audit_deferred", None) is not None:
+            yield  # the enclosing block appends them
+            return
+        connection.audit_deferred = deferred = []
+        try:
+            yield
+            kept = {id(fn) for _ids, fn, _robust in connection.run_on_commit}
+            connection.audit_deferred = None
+            _chain([entry.row for entry in deferred if id(entry) in kept])
+        finally:
+            connection.audit_deferred = None
+
+
+def _chain(rows: list[tuple]) -> None:
+    """Chain and insert `rows` (actor, action, object type, object ref, payload JSON, at)."""
+    if not rows:
         return
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CHAIN_LOCK])
-        rows = _chained(
-            cursor, [(actor, action, kind, ref, payload_json(payload), to_the_millisecond(at))
-                     for actor, action, kind, ref, payload, at in entries]
-        )  # fmt: skip
-        cursor.executemany(_INSERT, rows)
+            # One round trip: the lock, the head, and every insert (migration audit 0007
+            # builds the canonical text in SQL as core.audit_chain.canonical does).
+            columns = list(zip(*rows, strict=True))
+            cursor.execute(
+                "SELECT audit_append_many(%s, %s::timestamptz[], %s::text[], %s::text[], "
+                "%s::text[], %s::text[], %s::text[], %s::text[])",
+                [CHAIN_LOCK, list(columns[5]), [timestamp(at) for at in columns[5]],
+                 *map(list, columns[:5])],
+            )  # fmt: skip
+            return
+        # SQLite: the transaction already holds the database's write lock.
+        cursor.executemany(_INSERT, _chained(cursor, rows))
 
 
 _INSERT = (

@@ -54,49 +54,69 @@ def add_user(username: str, roles: list[str], email: str = "", by: str = "system
     """Create a user, or give an existing one these roles. The name is stored as NFKC, and a
     new name that looks like an existing one (Cyrillic 'а' for Latin 'a', 'Rita' for 'rita')
     is refused."""
-    username = signing_in.normal(username)
-    problems = too_long(User, {"email": email})
-    unknown = sorted(set(roles) - known_roles())
-    if unknown:
-        problems.append(
-            Problem(
-                "roles",
-                "unknown_role",
-                f"no role named {', '.join(unknown)}; known: {', '.join(sorted(known_roles()))}",
-            )
-        )
-    if not User.objects.filter(username=username).exists():  # a new name
-        problems += name_problems(username)
+    return add_users({username: roles}, {username: email}, by)[signing_in.normal(username)]
+
+
+def add_users(
+    people: dict[str, list[str]], emails: dict[str, str] | None = None, by: str = "system"
+) -> dict[str, User]:
+    """`add_user` for several people at once (by stored name): each checked as it checks one,
+    every problem told at once, each with their own audit entry, all or none; in a few
+    statements, however many they are (a new workspace's people)."""
+    emails = emails or {}
+    wanted = {signing_in.normal(n): (roles, emails.get(n, "")) for n, roles in people.items()}
+    existing = {u.username: u for u in User.objects.filter(username__in=wanted)}
+    names = list(User.objects.values_list("username", flat=True))  # for look-alikes
+    known, problems = known_roles(), []
+    for name, (roles, email) in wanted.items():
+        problems += too_long(User, {"email": email})
+        if unknown := sorted(set(roles) - known):
+            said = f"no role named {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            problems.append(Problem("roles", "unknown_role", said))
+        if name not in existing:
+            problems += name_problems(name, others=names)
+            names.append(name)
     if problems:
         raise Invalid(problems)
     with transaction.atomic():
-        user, created = User.objects.get_or_create(username=username, defaults={"email": email})
-        if email and user.email != email:
-            user.email = email
-            user.save(update_fields=["email"])
-        for role in roles:
-            user.groups.add(Group.objects.get_or_create(name=role)[0])
-        audit.append(
-            by,
-            "user.added" if created else "user.roles_added",
-            user,
-            {"username": username, "roles": sorted(roles)},
-            object_ref=username,
+        new = User.objects.bulk_create(
+            User(username=n, email=e) for n, (_r, e) in wanted.items() if n not in existing
         )
-    return user
+        for name, user in existing.items():
+            if (email := wanted[name][1]) and user.email != email:
+                user.email = email
+                user.save(update_fields=["email"])
+        users = {**existing, **{u.username: u for u in new}}
+        roles = {r for rs, _e in wanted.values() for r in rs}
+        groups = {g.name: g for g in Group.objects.filter(name__in=roles)}
+        groups.update((g.name, g) for g in Group.objects.bulk_create(
+            Group(name=r) for r in sorted(roles - set(groups))))  # fmt: skip
+        User.groups.through.objects.bulk_create(
+            [User.groups.through(user=users[n], group=groups[r])
+             for n, (rs, _e) in wanted.items() for r in rs],
+            ignore_conflicts=True,  # a role an existing user holds already
+        )  # fmt: skip
+        audit.append_many(
+            [(by, "user.roles_added" if n in existing else "user.added", "user", n,
+              {"username": n, "roles": sorted(rs)}, clock.now()) for n, (rs, _e) in wanted.items()]
+        )  # fmt: skip
+    return users
 
 
-def name_problems(username: str, but: User | None = None) -> list[Problem]:
+def name_problems(username: str, but: User | None = None, others=None) -> list[Problem]:
     """What is wrong with `username` (stored as NFKC) as a new name, or as the new name of
     `but`: letters, digits, '.', '_' or '-', short enough, and not a look-alike of another
-    person's (Cyrillic 'а' for Latin 'a', 'Rita' for 'rita')."""
+    person's (Cyrillic 'а' for Latin 'a', 'Rita' for 'rita'; `others`: everyone's names,
+    when the caller has them)."""
     if not username or not username.replace(".", "").replace("_", "").replace("-", "").isalnum():
         return [Problem("username", "invalid", "use letters, digits, '.', '_' or '-'")]
     if problems := too_long(User, {"username": username}):
         return problems
     shape = signing_in.skeleton(username)
-    others = User.objects.exclude(pk=but.pk) if but else User.objects.all()
-    for other in others.values_list("username", flat=True).iterator():
+    if others is None:
+        people = User.objects.exclude(pk=but.pk) if but else User.objects.all()
+        others = people.values_list("username", flat=True).iterator()
+    for other in others:
         if signing_in.skeleton(other) == shape:
             return [Problem("username", "look_alike",
                             f"'{username}' looks like the existing user '{other}'")]  # fmt: skip

@@ -24,6 +24,15 @@ class Message(models.Model):
     webhook = models.ForeignKey(
         "webhooks.Webhook", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
     )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE,
+        related_name="+", help_text="The reader of an event's email, written for them.",
+    )  # fmt: skip
+    context = models.JSONField(
+        default=dict, blank=True,
+        help_text="What an event's email tells, as it was when the event happened; its body "
+        "is written from it at delivery.",
+    )  # fmt: skip
     subject = models.CharField(max_length=200, blank=True)
     body = models.TextField(help_text="The email text, or the exact JSON sent to a webhook.")
     attachment_name = models.CharField(max_length=100, blank=True)

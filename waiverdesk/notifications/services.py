@@ -16,7 +16,7 @@ import uuid
 from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -28,7 +28,7 @@ from django.template.loader import render_to_string
 
 from waiverdesk import clock
 from waiverdesk.audit import services as audit
-from waiverdesk.directory.readers import Reader, readers_for, writing_for
+from waiverdesk.directory.readers import readers_for, writing_for
 from waiverdesk.webhooks import services as webhooks
 from waiverdesk.webhooks.models import Webhook
 
@@ -54,8 +54,10 @@ def publish(
     personal: Callable[[User], str] | None = None,
 ) -> None:
     """Queue `event` about `waiver` for every subscribed webhook and, by email, for the people
-    in `to` who have not muted it. Call it inside the transaction of the change. `personal`
-    gives what one person's email says that nobody else's does (their decision links)."""
+    in `to` who are active and have an address. Call it inside the transaction of the change.
+    `personal` gives what one person's email says that nobody else's does (their decision
+    links). An email is written at delivery (see `written`), for its reader, from what the
+    request was when the event happened; one whose reader has muted the event is not sent."""
     publish_many(event, [(waiver, data, to)], now, personal)
 
 
@@ -67,48 +69,83 @@ def publish_many(
 ) -> None:
     """`publish` for many waivers at once: (waiver, data, people) each."""
     hooks = [h for h in Webhook.objects.filter(active=True) if not h.events or event in h.events]
-    people = {u.pk: u for u in readers([u for _w, _d, to in items for u in to], event)}
-    people_read = readers_for(list(people.values()))
     messages = []
     for waiver, data, to in items:
-        payload = {
+        facts = {
             "reference": waiver.reference,
             "status": waiver.status,
             "type": waiver.type,
             "customer": waiver.customer.external_id,
             "start": waiver.start.isoformat(),
             "end": waiver.end.isoformat(),
-            **data,
         }
-        body = json.dumps({"type": event, "timestamp": now.isoformat(), "data": payload},
+        body = json.dumps({"type": event, "timestamp": now.isoformat(), "data": {**facts, **data}},
                           sort_keys=True)  # fmt: skip
         messages += [_message(Message.Channel.WEBHOOK, event, waiver, now, webhook=h, body=body)
                      for h in hooks]  # fmt: skip
-        told = {u.pk: u for u in to if u and u.pk in people}
+        told = {u.pk: u for u in to if u and u.is_active and u.email}
         if not told:
             continue
         context = {
-            "waiver": waiver,
-            "sentence": EVENTS[event],
+            **facts,
+            "customer_name": waiver.customer.name,
+            "money": waiver.money,
+            "financials": waiver.financials,
             "data": data,
-            "url": f"{settings.BASE_URL}/requests/{waiver.reference}/",
-            "sent": now,
-            "personal": PERSONAL,
         }
-        written: dict[Reader, str] = {}  # one text per way of reading
-        for user in told.values():
-            reader = people_read[user.pk]
-            if reader not in written:
-                with writing_for(reader):
-                    written[reader] = render_to_string("notifications/email.txt", context)
-            # What is this person's alone goes where the text marks it, without rendering
-            # the whole text again for each person.
-            body = written[reader].replace(PERSONAL, personal(user) if personal else "")
-            messages.append(
-                _message(Message.Channel.EMAIL, event, waiver, now, recipient=user.email,
-                         subject=f"{waiver.reference} {EVENTS[event]}", body=body)
-            )  # fmt: skip
+        messages += [
+            _message(Message.Channel.EMAIL, event, waiver, now, recipient=user.email, user=user,
+                     subject=f"{waiver.reference} {EVENTS[event]}",
+                     context={**context, "personal": personal(user) if personal else ""})
+            for user in told.values()
+        ]  # fmt: skip
     Message.objects.bulk_create(messages)
+
+
+def written(messages: list[Message]) -> list[Message]:
+    """Write the bodies of the event emails among `messages` (and store them), each for its
+    reader: their language and time zone, as their settings say now. Those whose reader has
+    muted the event since are removed, unsent. Return the messages still to send."""
+    unwritten = [m for m in messages if m.user_id and not m.body]
+    if not unwritten:
+        return messages
+    people = [m.user for m in unwritten]
+    muted = {(p.user_id, e) for p in Preference.objects.filter(user__in=people) for e in p.muted}
+    people_read = readers_for(people)
+    dropped, texts = [], {}
+    for m in unwritten:
+        if (m.user_id, m.event) in muted:
+            dropped.append(m.pk)
+            continue
+        reader = people_read[m.user_id]
+        event = {k: v for k, v in m.context.items() if k != "personal"}
+        key = (reader, m.object_ref, m.event, m.created_at, json.dumps(event, sort_keys=True))
+        if key not in texts:  # one text per way of reading; what is personal goes in after
+            with writing_for(reader):
+                texts[key] = render_to_string("notifications/email.txt", _email_context(m))
+        m.body = texts[key].replace(PERSONAL, m.context["personal"])
+    Message.objects.bulk_update([m for m in unwritten if m.pk not in dropped], ["body"])
+    Message.objects.filter(pk__in=dropped).delete()
+    return [m for m in messages if m.pk not in dropped]
+
+
+def _email_context(message: Message) -> dict[str, Any]:
+    """What the email template reads of an event, from the message's snapshot."""
+    facts = message.context
+    waiver = {
+        **facts,
+        "customer": {"name": facts["customer_name"], "external_id": facts["customer"]},
+        "start": date.fromisoformat(facts["start"]),
+        "end": date.fromisoformat(facts["end"]),
+    }
+    return {
+        "waiver": waiver,
+        "sentence": EVENTS[message.event],
+        "data": facts["data"],
+        "url": f"{settings.BASE_URL}/requests/{message.object_ref}/",
+        "sent": message.created_at,
+        "personal": PERSONAL,
+    }
 
 
 def _message(channel: str, event: str, waiver: Any, now: datetime, **fields) -> Message:
@@ -260,7 +297,8 @@ class _Lane:
                 state=Message.State.SENDING, claim=self.token, claimed_until=now + LEASE
             )
             mine = Message.objects.filter(pk__in=ids, state=Message.State.SENDING, claim=self.token)
-            if chunk := list(mine.select_related("webhook").order_by("next_attempt_at", "id")):
+            chunk = list(mine.select_related("webhook", "user").order_by("next_attempt_at", "id"))
+            if chunk := written(chunk):
                 return chunk
         return []
 

@@ -15,7 +15,7 @@ from waiverdesk.core.lifecycle import UNDER_REVIEW
 from waiverdesk.directory.services import roles_of
 
 from .models import Attachment, RouteStep, Task, Waiver
-from .services import NotFound
+from .services import NotFound, with_parties
 from .services.delegating import acting_for
 from .services.separation import conflicted_query, decided_this_round
 
@@ -28,19 +28,26 @@ def visible_to(user: User) -> QuerySet[Waiver]:
     a role a step escalated to, that step's request), implementers what they have tasks on;
     auditors and admins see all."""
     waivers = Waiver.objects.all()
-    roles = roles_of(user)
-    if roles & READ_ALL_ROLES:
+    if roles_of(user) & READ_ALL_ROLES:
         return waivers
-    on_my_route = RouteStep.objects.filter(waiver=OuterRef("pk"), role__in=roles)
-    my_work = Task.objects.filter(waiver=OuterRef("pk"), owner__isnull=True, role__in=roles)
-    seen = Q(requester=user) | Q(control_owner=user) | Q(Exists(on_my_route)) | Q(Exists(my_work))
-    escalated = RouteStep.objects.filter(escalated_at__isnull=False, escalate_to__in=roles)
-    if escalated.exists():
-        seen |= Q(Exists(escalated.filter(waiver=OuterRef("pk"))))
+    escalated = RouteStep.objects.filter(escalated_at__isnull=False, escalate_to__in=roles_of(user))
+    seen = _seen_by(user, escalated=escalated.exists())  # most people's: no escalated steps
     handed = {r for _delegator, held in acting_for(user, clock.now().date()) for r in held}
     if handed:  # what they decide for an approver who is away
         seen |= Q(Exists(RouteStep.objects.filter(waiver=OuterRef("pk"), role__in=handed)))
     return waivers.filter(seen)
+
+
+def _seen_by(user: User, escalated: bool) -> Q:
+    """What `user` sees by their own roles (with `escalated`, steps escalated to them too)."""
+    roles = roles_of(user)
+    on_my_route = RouteStep.objects.filter(waiver=OuterRef("pk"), role__in=roles)
+    my_work = Task.objects.filter(waiver=OuterRef("pk"), owner__isnull=True, role__in=roles)
+    seen = Q(requester=user) | Q(control_owner=user) | Q(Exists(on_my_route)) | Q(Exists(my_work))
+    if escalated:
+        steps = RouteStep.objects.filter(escalated_at__isnull=False, escalate_to__in=roles)
+        seen |= Q(Exists(steps.filter(waiver=OuterRef("pk"))))
+    return seen
 
 
 def require_known_type(kind: str | None) -> None:
@@ -55,9 +62,20 @@ def require_known_type(kind: str | None) -> None:
 
 def require_visible(user: User, reference: str) -> str:
     """`reference`, if `user` may see that waiver; otherwise NotFound, as if it did not exist."""
-    if not visible_to(user).filter(reference=reference).exists():
+    return visible_waiver(user, reference).reference
+
+
+def visible_waiver(user: User, reference: str) -> Waiver:
+    """The waiver, with its parties, if `user` may see it; otherwise NotFound. The rule of
+    `visible_to`, asked of one waiver: one query for most people."""
+    one = with_parties(Waiver.objects.filter(reference=reference))
+    reads_all = bool(roles_of(user) & READ_ALL_ROLES)
+    found = one.filter(Q() if reads_all else _seen_by(user, escalated=True)).first()
+    if found is None and not reads_all:  # as someone's delegate?
+        found = one.filter(pk__in=visible_to(user).values("pk")).first()
+    if found is None:
         raise NotFound(reference)
-    return reference
+    return found
 
 
 def visible_attachment(user: User, reference: str, pk: int) -> Attachment:

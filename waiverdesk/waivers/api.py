@@ -264,7 +264,7 @@ def list_waivers(request, filters: Query[Filters]):
 )
 def read(request, reference: str):
     need(request, "read")
-    return shown(visible(request, reference))
+    return detail(access.visible_waiver(request.user, reference))
 
 
 @router.post(

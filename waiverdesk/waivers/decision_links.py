@@ -38,8 +38,9 @@ class Link:
 
 def version_of(waiver: Waiver) -> str:
     """A short hash of what is being decided: the request's fields and its evidence files."""
-    files = sorted(waiver.attachments.values_list("sha256", flat=True))
-    text = json.dumps([intake.body_of(waiver), files], sort_keys=True, default=str)
+    files = sorted(a.sha256 for a in waiver.part("attachments"))
+    text = json.dumps([intake.body_of(waiver, waiver.part("products")), files], sort_keys=True,
+                      default=str)  # fmt: skip
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from typing import Any
 
 from waiverdesk import clock
@@ -37,10 +38,12 @@ def evaluation_dict(evaluation: Evaluation) -> dict[str, Any]:
 
 
 def detail(waiver: Waiver) -> dict[str, Any]:
-    """Everything about one waiver: facts, risk, route with approvals, decision, timeline."""
-    steps = list(
-        waiver.current_route().prefetch_related("approvals__user", "approvals__on_behalf_of")
-    )
+    """Everything about one waiver: facts, risk, route with approvals, decision, timeline.
+    What its service has just written is taken as it is in hand (Waiver.in_hand)."""
+    steps = waiver.current_steps()
+    approvals = defaultdict(list, waiver.in_hand.approvals)
+    products, attachments = waiver.part("products"), waiver.part("attachments")
+    conditions, tasks = waiver.part("conditions"), waiver.part("tasks")
     return {
         "reference": waiver.reference,
         "status": waiver.status,
@@ -53,7 +56,7 @@ def detail(waiver: Waiver) -> dict[str, Any]:
         "account_owner": waiver.customer.account_owner.username
         if waiver.customer.account_owner
         else None,
-        "products": sorted(p.code for p in waiver.products.all()),
+        "products": sorted(p.code for p in products),
         "license_type": waiver.license_type,
         "region": waiver.region,
         "start": waiver.start.isoformat(),
@@ -73,7 +76,7 @@ def detail(waiver: Waiver) -> dict[str, Any]:
                 "size": a.size,
                 "sha256": a.sha256,
             }  # fmt: skip
-            for a in waiver.attachments.all()
+            for a in attachments
         ],
         "risk": {
             k: waiver.risk.get(k)
@@ -103,7 +106,7 @@ def detail(waiver: Waiver) -> dict[str, Any]:
                         "comment": a.comment,
                         "at": a.at.isoformat(),
                     }
-                    for a in s.approvals.all()
+                    for a in approvals[s.pk]
                 ],
             }
             for s in steps
@@ -113,12 +116,7 @@ def detail(waiver: Waiver) -> dict[str, Any]:
             "rationale": waiver.decision_rationale,
             "at": waiver.decided_at.isoformat(),
             "approvers": sorted(
-                {
-                    a.user.username
-                    for s in steps
-                    for a in s.approvals.all()
-                    if a.decision == "approve"
-                }
+                {a.user.username for s in steps for a in approvals[s.pk] if a.decision == "approve"}
             ),
         }
         if waiver.decided_at
@@ -131,7 +129,7 @@ def detail(waiver: Waiver) -> dict[str, Any]:
                 "status": c.status,
                 "customer_visible": c.customer_visible,
             }
-            for c in waiver.conditions.select_related("owner")
+            for c in conditions
         ],
         "tasks": [
             {
@@ -146,7 +144,7 @@ def detail(waiver: Waiver) -> dict[str, Any]:
                 "done_by": t.done_by.username if t.done_by else None,
                 "done_at": t.done_at.isoformat() if t.done_at else None,
             }
-            for t in waiver.tasks.select_related("owner", "done_by")
+            for t in tasks
         ],
         "predecessor": waiver.predecessor.reference if waiver.predecessor else None,
         "renewal_count": waiver.renewal_count,

@@ -1,7 +1,10 @@
+from dataclasses import dataclass, field
+
 from django.conf import settings
 from django.db import models
 from django.db.models.fields.json import KT
 from django.db.models.functions import Cast, Coalesce
+from django.utils.functional import cached_property
 
 from waiverdesk.core.lifecycle import Status
 
@@ -9,10 +12,15 @@ User = settings.AUTH_USER_MODEL
 
 
 class ReferenceCounter(models.Model):
-    """The last reference number handed out in a year."""
+    """A year's reference numbers. On SQLite, `last` is the last number handed out (a
+    writing transaction holds the database's lock anyway). On PostgreSQL a number is `last`
+    plus how far the sequence `waivers_reference` has moved past the year's `base`: handing
+    one out locks no row, so concurrent creates do not wait for each other's commit
+    (migration waivers 0014)."""
 
     year = models.PositiveIntegerField(primary_key=True)
     last = models.PositiveIntegerField(default=0)
+    base = models.BigIntegerField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"{self.year}: {self.last}"
@@ -22,6 +30,19 @@ def amount_in_base():
     """A waiver's concession in the policy's base currency, -1 when it has none: what lists
     sort by "Amount" (indexed, so that the largest come first without a sort)."""
     return Coalesce(Cast(KT("money__concession_base"), models.FloatField()), models.Value(-1.0))
+
+
+@dataclass
+class InHand:
+    """A waiver's parts as one object of it knows them, each whole: written by the service
+    handling it, or read once; showing the waiver reads none back (None: not known yet)."""
+
+    steps: list | None = None  # the current round's route, in order
+    approvals: dict[int, list] = field(default_factory=dict)  # by step id, for `steps`
+    products: list | None = None
+    attachments: list | None = None
+    conditions: list | None = None
+    tasks: list | None = None
 
 
 class Waiver(models.Model):
@@ -126,6 +147,37 @@ class Waiver(models.Model):
 
     def current_route(self):
         return self.steps.filter(round=self.round).order_by("position")
+
+    def current_steps(self) -> list:
+        """The current round's route, its approvals with it (`in_hand.approvals`), read once
+        for this object unless its service has them in hand already."""
+        known = self.in_hand
+        if known.steps is None:
+            known.steps = list(self.current_route())
+            known.approvals = {}
+            given = Approval.objects.filter(step__in=known.steps)
+            for approval in given.select_related("user", "on_behalf_of"):
+                known.approvals.setdefault(approval.step_id, []).append(approval)
+        return known.steps
+
+    def part(self, name: str) -> list:
+        """Its `products`, `attachments`, `conditions` or `tasks`, read once for this object
+        unless its service has them in hand already."""
+        known = self.in_hand
+        if getattr(known, name) is None:
+            read = {
+                "products": lambda: self.products.all(),
+                "attachments": lambda: self.attachments.all(),
+                "conditions": lambda: self.conditions.select_related("owner"),
+                "tasks": lambda: self.tasks.select_related("owner", "done_by"),
+            }[name]
+            setattr(known, name, list(read()))
+        return getattr(known, name)
+
+    @cached_property
+    def in_hand(self) -> InHand:
+        """What this object knows of its parts (see InHand); each object read starts empty."""
+        return InHand()
 
     def index_for_search(self, products) -> None:
         """Set what a search finds it by: its reference, type, customer (name and id),

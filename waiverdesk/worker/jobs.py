@@ -1,4 +1,5 @@
-"""The periodic jobs, in the order a tick runs them: the clock's changes, late approval steps,
+"""The periodic jobs, in the order a tick runs them: the year's reference numbers, the clock's
+changes, late approval steps,
 reminders, usage,
 governance reviews, the pattern digest and the leadership report, then deliveries and an
 audit checkpoint.
@@ -19,6 +20,7 @@ from waiverdesk.waivers import pending, services, sunset
 
 # Each job takes (now, dry_run) and says what it did (or would do) as (reference, what).
 JOBS = (
+    services.prepare_references,
     services.sweep,
     services.chase,
     sunset.remind,

@@ -19,7 +19,7 @@ from waiverdesk.api import services as tokens
 from waiverdesk.audit import services as audit
 from waiverdesk.audit.models import AuditCheckpoint, AuditEntry
 from waiverdesk.core import verifier
-from waiverdesk.testing import NOW, request_body
+from waiverdesk.testing import NOW, once_on_sqlite, request_body
 from waiverdesk.waivers import services
 
 
@@ -80,6 +80,7 @@ def test_the_demo_trail_verifies_with_the_standalone_verifier(demo_export, stand
     assert checkpoints[-1]["size"] == entries == len(records) - first_entry
 
 
+@once_on_sqlite  # the verifier reading a file: the engine made the file only
 def test_a_key_other_than_the_pinned_one_fails(demo_export, standalone):
     code, said = standalone("trail", demo_export, "--key", "ab" * 32)
     assert code == 1 and "not signed by the expected key" in said
@@ -89,6 +90,7 @@ def flip(text: str, at: int) -> str:
     return text[:at] + chr(ord(text[at]) ^ 1) + text[at + 1 :]
 
 
+@once_on_sqlite  # the verifier reading a file: the engine made the file only
 @pytest.mark.parametrize("position", [0.0, 0.3, 0.6, 0.99])
 def test_one_changed_byte_anywhere_in_the_entries_is_found(demo_export, standalone, position):
     def change(_checkpoints, entries):
@@ -99,6 +101,7 @@ def test_one_changed_byte_anywhere_in_the_entries_is_found(demo_export, standalo
     assert code == 1 and "does not hash to its recorded hash" in said, said
 
 
+@once_on_sqlite  # the verifier reading a file: the engine made the file only
 def test_an_entry_rewritten_with_its_hash_recomputed_is_found(demo_export, standalone):
     def change(_checkpoints, entries):
         entry = entries[5]
@@ -109,11 +112,13 @@ def test_an_entry_rewritten_with_its_hash_recomputed_is_found(demo_export, stand
     assert code == 1 and said.startswith("FAILED: entry 7"), said  # the next one's link
 
 
+@once_on_sqlite  # the verifier reading a file: the engine made the file only
 def test_a_deleted_entry_is_found(demo_export, standalone):
     code, said = standalone("trail", rewrite(demo_export, lambda _c, entries: entries.pop(9)))
     assert code == 1 and "entry 10" in said, said
 
 
+@once_on_sqlite  # the verifier reading a file: the engine made the file only
 def test_a_reordered_pair_is_found(demo_export, standalone):
     def change(_checkpoints, entries):
         entries[20], entries[21] = entries[21], entries[20]
@@ -122,6 +127,7 @@ def test_a_reordered_pair_is_found(demo_export, standalone):
     assert code == 1 and "entry 21" in said, said
 
 
+@once_on_sqlite  # the verifier reading a file: the engine made the file only
 def test_a_truncated_tail_is_found_against_the_checkpoint(demo_export, standalone):
     def change(_checkpoints, entries):
         del entries[-3:]
@@ -130,6 +136,7 @@ def test_a_truncated_tail_is_found_against_the_checkpoint(demo_export, standalon
     assert code == 1 and "the export holds" in said, said
 
 
+@once_on_sqlite  # the verifier reading a file: the engine made the file only
 def test_a_malformed_file_or_a_checkpoint_among_the_entries_fails_with_a_reason(
     demo_export, standalone
 ):
@@ -141,6 +148,7 @@ def test_a_malformed_file_or_a_checkpoint_among_the_entries_fails_with_a_reason(
     assert code == 1 and "a checkpoint stands among the entries" in said, said
 
 
+@once_on_sqlite  # the verifier reading a file: the engine made the file only
 def test_a_changed_checkpoint_is_found(demo_export, standalone):
     def change(checkpoints, _entries):
         checkpoints[-1]["root"] = flip_bit(checkpoints[-1]["root"])
@@ -149,6 +157,7 @@ def test_a_changed_checkpoint_is_found(demo_export, standalone):
     assert code == 1 and "not signed" in said, said
 
 
+@once_on_sqlite  # the verifier reading a file: the engine made the file only
 def test_a_checkpoint_signed_again_by_another_key_is_found_when_the_key_is_pinned(
     demo_export, standalone, settings, tmp_path
 ):

@@ -108,6 +108,23 @@ def test_user_names_are_normalised_and_look_alikes_refused(world):
     assert directory.add_user("rita2", ["requester"]).username == "rita2"  # a different name
 
 
+def test_people_added_together_are_checked_as_one_is_and_all_or_none_are_added(world):
+    with pytest.raises(Invalid) as refused:
+        directory.add_users({"nina": ["requester"], "Nina": ["finance"], "omar": ["wizard"],
+                             "rita": ["deal_desk"]})  # fmt: skip
+    said = {(p.field, p.code) for p in refused.value.problems}
+    assert said == {("username", "look_alike"), ("roles", "unknown_role")}
+    assert not User.objects.filter(username__in=["nina", "omar"]).exists()
+    assert "deal_desk" not in directory.roles_of(User.objects.get(username="rita"))
+
+    added = directory.add_users({"nina": ["requester"], "rita": ["deal_desk"]}, by="adam")
+    assert directory.roles_of(User.objects.get(username="rita")) == {"requester", "deal_desk"}
+    assert added["rita"] == world["rita"] and added["nina"].groups.get().name == "requester"
+    told = AuditEntry.objects.filter(actor="adam").order_by("seq")
+    assert [(e.action, e.object_ref) for e in told] == [("user.added", "nina"),
+                                                       ("user.roles_added", "rita")]  # fmt: skip
+
+
 # -- Refusals audited at the doors, without flooding ------------------------------------------
 
 

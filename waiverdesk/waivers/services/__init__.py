@@ -23,7 +23,16 @@ from .evaluating import (
     read_with_policy,
     simulate,
 )
-from .filing import Upload, attach, create, edit, next_reference, startable_types, submit
+from .filing import (
+    Upload,
+    attach,
+    create,
+    edit,
+    next_reference,
+    prepare_references,
+    startable_types,
+    submit,
+)
 from .guards import NotFound, get, lock, policy_of, stakeholders, with_parties
 from .implementation import complete_task, may_do
 from .separation import allowed, deciders, may_act, require_attester, step_for, step_roles
@@ -57,6 +66,7 @@ __all__ = [
     "override_risk",
     "overrides_of",
     "policy_of",
+    "prepare_references",
     "read_with_policy",
     "renew",
     "require_attester",

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from django.db import transaction
 from django.db.models import F, Q
 
 from waiverdesk import clock
@@ -69,7 +68,7 @@ def _once(pk: int, field: str, event: str, now: datetime) -> bool:
     """Claim the step for `field` and tell of `event` (email, webhook, audit), in one
     transaction: those who may decide it now (once escalated, those of the role it escalated
     to)."""
-    with transaction.atomic():
+    with audit.atomic():
         step = _claim(pk, field, now)
         if step is None:
             return False

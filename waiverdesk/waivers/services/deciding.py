@@ -7,7 +7,6 @@ from datetime import date, datetime
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.db import transaction
 from django.db.models import Q
 
 from waiverdesk import clock
@@ -57,7 +56,7 @@ def override_risk(
     if problems:
         raise Invalid(problems)
     now = now or clock.now()
-    with transaction.atomic():
+    with audit.atomic():
         waiver = lock(reference)
         target = transition(waiver, "override_risk")
         require_reviewer(waiver, by)
@@ -117,17 +116,17 @@ def decide(
         )
     if decision != "approve" and not comment.strip():
         raise Invalid([Problem("comment", "required", "say why, so the requester can act on it")])
-    with transaction.atomic():
+    with audit.atomic():
         waiver = lock(reference)
         if link is not None:  # a link's own limits first: its person, its use, its round
             links.require_current(link, waiver, by)
         transition(waiver, "approve_step" if decision == "approve" else decision)  # the state table
-        route = list(waiver.current_route())
+        route = waiver.current_steps()  # its approvals in hand with it
         policy = policy_of(waiver)
-        found, delegator = step_for(waiver, by, policy, now.date(), tier)
-        step = next(s for s in route if s.pk == found.pk)
+        step, delegator = step_for(waiver, by, policy, now.date(), tier)
         new_conditions = _read_conditions(conditions or [], now.date())
-        given = step.approvals.filter(decision="approve").count() + (decision == "approve")
+        approved = [a for a in waiver.in_hand.approvals.get(step.pk, []) if a.decision == "approve"]
+        given = len(approved) + (decision == "approve")
         step_done = decision == "approve" and given >= step.required
         beside = [s for s in route if s.stage == step.stage and s.pk != step.pk]
         stage_done = step_done and all(s.status == RouteStep.State.APPROVED for s in beside)
@@ -151,6 +150,7 @@ def decide(
             comment=comment,
             at=now,
         )
+        waiver.in_hand.approvals.setdefault(step.pk, []).append(approval)
         for c in new_conditions:
             Condition.objects.create(
                 waiver=waiver,
@@ -166,9 +166,12 @@ def decide(
             step.closed_at = now
             step.save(update_fields=["status", "closed_at"])
         if decision != "approve":  # the round is over: the steps open beside it close
-            RouteStep.objects.filter(
-                pk__in=[s.pk for s in beside if s.status == RouteStep.State.PENDING]
-            ).update(status=RouteStep.State.CLOSED, closed_at=now)
+            closing = [s for s in beside if s.status == RouteStep.State.PENDING]
+            RouteStep.objects.filter(pk__in=[s.pk for s in closing]).update(
+                status=RouteStep.State.CLOSED, closed_at=now
+            )
+            for s in closing:
+                s.status, s.closed_at = RouteStep.State.CLOSED, now
         opened = opening if stage_done else []
         RouteStep.objects.filter(pk__in=[s.pk for s in opened]).update(
             status=RouteStep.State.PENDING, opened_at=now

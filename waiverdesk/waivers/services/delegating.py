@@ -11,7 +11,6 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from django.contrib.auth.models import User
-from django.db import transaction
 from django.db.models import Q, QuerySet
 
 from waiverdesk import clock
@@ -56,7 +55,7 @@ def delegate(
     problems = _problems(delegator, to, starts, ends, role, now.date())
     if problems:
         raise Invalid(problems)
-    with transaction.atomic():
+    with audit.atomic():
         User.objects.select_for_update().filter(pk=delegator.pk).first()  # one at a time each
         clash = _overlapping(delegator, starts, ends, role).first()
         if clash is not None:
@@ -81,7 +80,7 @@ def end(pk: int, by: User, now: datetime | None = None) -> Delegation:
     """Call a delegation off (its delegator, its delegate or an admin): it no longer counts
     from now; decisions made under it stand."""
     now = now or clock.now()
-    with transaction.atomic():
+    with audit.atomic():
         found = Delegation.objects.select_for_update().filter(pk=pk).first()
         if found is None or not _may_see(found, by):
             raise Denied("not_found", f"no delegation {pk} of yours")

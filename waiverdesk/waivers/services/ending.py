@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.contrib.auth.models import User
-from django.db import transaction
 
 from waiverdesk import clock
 from waiverdesk.audit import services as audit
@@ -36,7 +35,7 @@ def terminate(reference: str, by: User, reason: str, now: datetime | None = None
 
 def _end(reference, by, action, reason, now, authorize) -> Waiver:
     now = now or clock.now()
-    with transaction.atomic():
+    with audit.atomic():
         waiver = lock(reference)
         target = transition(waiver, action)
         authorize(waiver, by)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from django.contrib.auth.models import User
-from django.db import transaction
 
 from waiverdesk import clock
 from waiverdesk.audit import services as audit
@@ -54,7 +53,7 @@ def complete_task(task_id: int, by: User, note: str = "", now: datetime | None =
     """Mark an implementation task done; the worker activates the waiver once its start has
     come and its required tasks are done."""
     now = now or clock.now()
-    with transaction.atomic():
+    with audit.atomic():
         task = (
             Task.objects.select_for_update(of=("self",))
             .select_related("waiver", "owner")

@@ -111,7 +111,8 @@ def start_round(
     waiver.checks = {}
     store_evaluation(waiver, evaluation)
     first = evaluation.route[0].stage  # its steps are open at once
-    RouteStep.objects.bulk_create(
+    waiver.in_hand.approvals = {}
+    waiver.in_hand.steps = RouteStep.objects.bulk_create(
         RouteStep(
             waiver=waiver,
             round=waiver.round,

@@ -42,7 +42,7 @@ def step_for(
     """The pending step `by` may decide (of `tier` when named; with parallel tiers, the first
     they may), and the approver they decide for when they decide as a delegate; else the
     refusal (Denied) of the first step."""
-    pending = [s for s in waiver.current_route() if s.status == RouteStep.State.PENDING]
+    pending = [s for s in waiver.current_steps() if s.status == RouteStep.State.PENDING]
     if tier:
         pending = [s for s in pending if s.tier == tier]
         if not pending:
@@ -164,8 +164,9 @@ class Stakes:
 
 
 def stakes_of(waiver: Waiver, policy: Policy) -> Stakes:
-    given = Approval.objects.filter(waiver=waiver, round=waiver.round)
-    people = {p for pair in given.values_list("user", "on_behalf_of") for p in pair if p}
+    waiver.current_steps()  # and the round's approvals with them
+    given = [a for approvals in waiver.in_hand.approvals.values() for a in approvals]
+    people = {p for a in given for p in (a.user_id, a.on_behalf_of_id) if p}
     return Stakes(conflicted(waiver, policy), frozenset(people))
 
 

@@ -6,7 +6,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.db import transaction
 
 from waiverdesk import clock
 from waiverdesk.audit import services as audit
@@ -67,7 +66,7 @@ def amend(reference: str, by: User, data: dict[str, Any], now: datetime | None =
 
 
 def _successor(reference, by, changes, action, kind, now) -> Waiver:
-    with transaction.atomic():
+    with audit.atomic():
         old = lock(reference)
         transition(old, action)
         require_requester(old, by)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
-from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q
 
 from waiverdesk import clock
@@ -99,7 +98,7 @@ def _close_lapsed(lapsed: list[Waiver], now: datetime) -> None:
 
 
 def _sweep_batch(rows: list[tuple], now: datetime) -> list[tuple[str, str]]:
-    with transaction.atomic():
+    with audit.atomic():
         held = dict(
             Waiver.objects.select_for_update(skip_locked=True)
             .filter(pk__in=[r[0] for r in rows])

@@ -203,8 +203,9 @@ def test_mona_opens_the_evidence_decides_and_lands_on_the_next(person, filed):
 LINK_IN_EMAIL = """
 import re
 from waiverdesk.notifications.models import Message
-body = Message.objects.filter(event="waiver.step_opened", object_ref=REF,
-                              recipient="mona@example.com").last().body
+from waiverdesk.testing import email_text
+body = email_text(Message.objects.filter(event="waiver.step_opened", object_ref=REF,
+                                         recipient="mona@example.com").last())
 print(re.search(r"Approve: (\\S+)", body)[1])
 """
 

@@ -1,5 +1,6 @@
 """Real concurrent clients on PostgreSQL: no double approval, no duplicate reference."""
 
+import threading
 from collections import Counter
 
 import pytest
@@ -9,6 +10,7 @@ from waiverdesk.audit import services as audit
 from waiverdesk.audit.models import AuditEntry
 from waiverdesk.core.errors import Denied
 from waiverdesk.directory import services as directory
+from waiverdesk.notifications import services as notify
 from waiverdesk.testing import NOW, at_once, postgres_only, request_body
 from waiverdesk.waivers import services
 from waiverdesk.waivers.models import Approval
@@ -79,3 +81,32 @@ def test_two_workers_at_once_remind_escalate_and_lapse_each_request_once(committ
     assert AuditEntry.objects.filter(action="waiver.lapsed").count() == 3
     assert Message.objects.filter(event="waiver.lapsed", channel="email").count() == 3 * 5
     assert audit.verify().ok
+
+
+def test_eight_creates_at_once_overlap_instead_of_waiting_for_each_others_commit(
+    committed_world, monkeypatch
+):
+    """Each create holds its transaction open while it tells people (after its reference is
+    taken and its rows are written): all eight are in there at the same time, so none waits
+    for another's commit; only their audit entries are appended one after another."""
+    rita = User.objects.get(username="rita")
+    services.prepare_references(NOW)  # the worker's job: the year's numbers are counted ahead
+    inside = threading.Barrier(8, timeout=20)
+    told = notify.publish_many
+
+    def publish_when_all_are_inside(event, items, now, personal=None):
+        if event == "waiver.submitted":
+            inside.wait()  # broken (and the test failed) if one waits for another's commit
+        return told(event, items, now, personal)
+
+    monkeypatch.setattr(notify, "publish_many", publish_when_all_are_inside)
+    results = at_once(8, lambda i: services.create(request_body(submit=True), rita, now=NOW))
+
+    assert not inside.broken and all(not isinstance(r, Exception) for r in results), results
+    assert sorted(r.reference for r in results) == [f"WVR-2027-{n:05d}" for n in range(1, 9)]
+    entries = AuditEntry.objects.filter(action__in=["waiver.created", "waiver.submitted"])
+    assert entries.count() == 16 and audit.verify().ok
+    # Each create's two entries are next to each other: appended together at its end.
+    seqs = sorted(entries.values_list("object_ref", "seq"), key=lambda e: e[1])
+    pairs = zip(seqs[::2], seqs[1::2], strict=True)
+    assert all(a[0] == b[0] and b[1] == a[1] + 1 for a, b in pairs)

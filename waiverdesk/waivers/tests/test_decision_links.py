@@ -10,7 +10,7 @@ import pytest
 
 from waiverdesk.audit.models import AuditEntry
 from waiverdesk.notifications.models import Message
-from waiverdesk.testing import NOW, client_for, request_body
+from waiverdesk.testing import NOW, client_for, email_text, request_body
 from waiverdesk.waivers import services
 from waiverdesk.waivers.models import Approval
 
@@ -22,8 +22,8 @@ pytestmark = pytest.mark.usefixtures("mail_and_a_fixed_clock")
 
 def links_for(name: str, ref: str, event: str = "waiver.step_opened") -> dict[str, str]:
     """The decision links in `name`'s latest email of `event` about `ref`, by label."""
-    body = Message.objects.filter(event=event, object_ref=ref,
-                                  recipient=f"{name}@example.com").last().body  # fmt: skip
+    body = email_text(Message.objects.filter(event=event, object_ref=ref,
+                                             recipient=f"{name}@example.com").last())  # fmt: skip
     found = dict(re.findall(r"^  (Approve|Reject|Request changes): (\S+)$", body, re.M))
     return {label: url.removeprefix("http://127.0.0.1:8000") for label, url in found.items()}
 

@@ -86,8 +86,7 @@ class Command(ActionCommand):
             return
         if not PolicyVersion.objects.filter(is_active=True).exists():
             policies.publish(settings.DEFAULT_POLICY_FILE.read_text(), note="default policy")
-        for name, roles in PEOPLE.items():
-            directory.add_user(name, roles, f"{name}@example.com")
+        directory.add_users(PEOPLE, {name: f"{name}@example.com" for name in PEOPLE})
         # Everyone signs in to the web UI with the same demo password (hashed once).
         User.objects.filter(username__in=PEOPLE).update(password=make_password(DEMO_PASSWORD))
         # Outside a sandbox or `make run`, a password everyone knows is changed at first use.
