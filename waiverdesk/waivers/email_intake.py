@@ -48,6 +48,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import DatabaseError, IntegrityError, transaction
 
+from waiverdesk.audit import services as audit
 from waiverdesk.core.errors import Denied, Invalid
 from waiverdesk.notifications import services as notify
 
@@ -147,8 +148,9 @@ def _receive(raw: bytes, now: datetime) -> Answer:
     unnamed = [f.filename for f in files if not f.kind]
     try:
         # The draft, its answer and the record of the message commit together; a refusal
-        # (recorded by the service) and its answer do too.
-        with transaction.atomic():
+        # (recorded by the service) and its answer do too; their audit entries are chained
+        # at the end, as a service's are.
+        with audit.atomic():
             try:
                 waiver = services.create(body, user, now=now, uploads=uploads)
             except Invalid as invalid:

@@ -181,3 +181,18 @@ def test_entries_with_any_text_verify_on_every_engine(db):
     entry = AuditEntry.objects.get(action="odd.text")
     assert entry.actor == awkward and entry.object_ref == awkward
     assert audit.verify().ok
+
+
+def test_a_changes_entries_are_appended_at_its_end_and_not_those_of_a_part_undone(db):
+    with audit.atomic():
+        audit.append("rita", "x.kept", object_type="x", object_ref="1")
+        assert not AuditEntry.objects.exists()  # not yet: at the block's end
+        try:
+            with transaction.atomic():
+                audit.append("rita", "x.undone", object_type="x", object_ref="2")
+                raise DatabaseError("this part fails")
+        except DatabaseError:
+            pass
+        audit.append("rita", "x.after", object_type="x", object_ref="3")
+    actions = list(AuditEntry.objects.order_by("seq").values_list("action", flat=True))
+    assert actions == ["x.kept", "x.after"] and audit.verify().ok
