@@ -68,6 +68,7 @@ def seed_waivers(count: int) -> None:
                 customer_id=customers[rng.randrange(len(customers))], license_type="subscription",
                 region="AMER", start=start, end=start + timedelta(days=rng.randrange(20, 200)),
                 financials={"currency": "EUR", "list_value": 400_000, "concession": concession},
+                concession_base=concession,
                 risk={"overall": "low"}, renewal_count=renewals, created_at=submitted,
                 updated_at=submitted, submitted_at=submitted,
                 decided_at=None if status in ("in_review", "withdrawn") else submitted,

@@ -1,6 +1,6 @@
 """Each metric on the quarter of conftest.py, whose true value is known by construction."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.test import Client
@@ -8,6 +8,9 @@ from django.test import Client
 from waiverdesk.api import services as tokens
 from waiverdesk.insight import metrics
 from waiverdesk.insight.metrics import Filters, Period
+from waiverdesk.testing import NOW, postgres_only, request_body
+from waiverdesk.waivers import services
+from waiverdesk.waivers.models import RouteStep
 
 Q1 = Period.parse("2027-Q1")
 LATER = datetime(2027, 4, 1, tzinfo=UTC)  # the quarter over, the unattested review late
@@ -48,6 +51,44 @@ def test_concessions_and_leakage(quarter):
         "currency": "EUR",
     }
     assert f["leakage"] == {"findings": 1, "waivers": 1}
+
+
+def test_a_concession_on_two_products_is_split_between_them(quarter, world):
+    # Another customer's: Globex has had three exceptions this quarter, which adds a tier.
+    money = {"currency": "EUR", "list_value": 20000, "concession": 500}
+    body = request_body(submit=True, customer="ACME-001", products=["AN-EDGE", "COL-SUITE"],
+                        financials=money)  # fmt: skip
+    both = services.create(body, world["rita"], now=NOW).reference
+    services.decide(both, world["mona"], "approve", "seen", now=NOW + timedelta(hours=5))
+    f = metrics.compute(Q1, now=LATER)["concessions"]
+    assert f["total"] == 3500.0
+    assert f["by_product"] == {"AN-EDGE": 3250.0, "COL-SUITE": 250.0}
+    assert metrics.compute(Q1, Filters(family="Collaboration"), LATER)["concessions"] == {
+        "total": 500.0,
+        "by_month": {"2027-01": 500.0},
+        "by_product": {"AN-EDGE": 250.0, "COL-SUITE": 250.0},
+        "by_region": {"AMER": 500.0},
+        "by_type": {"temporary_access": 500.0},
+        "currency": "EUR",
+    }
+
+
+@postgres_only
+def test_the_waits_read_in_one_statement_equal_each_grouping_read_alone(quarter):
+    decided = RouteStep.objects.filter(metrics.in_cohort(Q1, via="waiver__"),
+                                       closed_at__isnull=False)  # fmt: skip
+    groupings = {"by_role": ("role",), "by_status": ("status",),
+                 "by_version": ("waiver__policy_version__number", "tier")}  # fmt: skip
+    together = metrics.grouped_quantiles(decided, "opened_at", "closed_at", **groupings)
+    alone = {name: metrics.quantiles(decided, "opened_at", "closed_at",
+                                     by=by[0] if len(by) == 1 else by)
+             for name, by in groupings.items()}  # fmt: skip
+    assert together == alone
+    assert together["by_status"] == {
+        "approved": {"n": 2, "p50": 15.0, "p90": 19.0},  # A after 10 hours, B after 20
+        "closed": {"n": 1, "p50": 1911.0, "p90": 1911.0},  # D's, when it lapsed
+        "rejected": {"n": 1, "p50": 30.0, "p90": 30.0},
+    }
 
 
 def test_filters_and_other_periods_narrow_the_cohort(quarter):

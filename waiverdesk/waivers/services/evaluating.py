@@ -143,6 +143,7 @@ def price(waiver: Waiver, policy: Policy, day: date) -> None:
     """Record the waiver's figures in the policy's base currency at the rates in force on
     `day` (Invalid at financials.currency when there is none)."""
     waiver.money = rates.to_base(waiver.financials, policy.document.base_currency, day)
+    waiver.concession_base = waiver.money.get("concession_base")
 
 
 def overrides_of(waiver: Waiver) -> dict[str, Override]:
