@@ -219,6 +219,7 @@ ATTACHMENT_DIR = DATA_DIR / "attachments"
 # waiverdesk makes one under the data directory on first use; publish its public key
 # (`waiverdesk audit key`) so auditors can pin it.
 AUDIT_KEY_FILE = Path(os.environ.get("WAIVERDESK_AUDIT_KEY", DATA_DIR / "audit-signing-key.pem"))
+AUDIT_WITNESS_TIMEOUT = float(os.environ.get("WAIVERDESK_WITNESS_TIMEOUT", "10"))  # seconds
 ATTACHMENT_MAX_BYTES = int(os.environ.get("WAIVERDESK_ATTACHMENT_MAX_BYTES", 10 * 1024 * 1024))
 # Uploaded files are streamed to disk as they arrive; a request carrying more than this in
 # all is refused (413) before it is read.
@@ -267,6 +268,21 @@ DNS_SERVER = os.environ.get("WAIVERDESK_DNS_SERVER", "")
 EMAIL_MAX_BYTES = int(os.environ.get("WAIVERDESK_EMAIL_MAX_BYTES", 15 * 1024 * 1024))
 
 
+def witnesses(text: str) -> dict[str, str]:
+    """WAIVERDESK_WITNESSES, "name=https://…" separated by commas, as {name: url}."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    found = {}
+    for item in filter(None, (w.strip() for w in text.split(","))):
+        name, _, url = (part.strip() for part in item.partition("="))
+        if not name or urlparse(url).scheme not in ("http", "https") or not urlparse(url).hostname:
+            raise ImproperlyConfigured(
+                f"WAIVERDESK_WITNESSES: {item!r} is not name=https://address"
+            )
+        found[name] = url
+    return found
+
+
 def email_settings(url: str) -> dict:
     """Django's email settings for EMAIL_URL: smtp://host[:25] (plain, or STARTTLS with
     ?starttls=1), submission://host[:587] (STARTTLS, required), smtps://host[:465] (TLS from
@@ -290,6 +306,9 @@ def email_settings(url: str) -> dict:
 
 
 globals().update(email_settings(os.environ.get("EMAIL_URL", "")))  # EMAIL_BACKEND, EMAIL_HOST…
+# Witnesses: outside parties that cosign each signed checkpoint once they have checked that it
+# extends the last one they cosigned: "name=https://witness.example/cosign,other=https://…".
+AUDIT_WITNESSES = witnesses(os.environ.get("WAIVERDESK_WITNESSES", ""))
 EMAIL_TIMEOUT = 10  # seconds for each exchange with the SMTP server
 
 LOGGING = {

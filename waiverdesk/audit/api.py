@@ -59,6 +59,18 @@ class ProvedEntryOut(Schema):
     proof: list[str]
 
 
+class ConsistencyOut(Schema):
+    old: CheckpointOut
+    new: CheckpointOut
+    proof: list[str]
+
+
+class ConsistencyQuery(Schema):
+    from_: int = Field(
+        ..., alias="from", ge=1, description="the size of the older signed checkpoint"
+    )
+
+
 class ProofOut(Schema):
     reference: str
     checkpoint: CheckpointOut
@@ -97,4 +109,16 @@ def proof(request, reference: str):
         raise Http404
     found = services.prove(reference)
     services.record_read(request.user.username, "proof", {"reference": reference})
+    return found
+
+
+@router.get("/consistency", operation_id="getAuditConsistency",
+            response={200: ConsistencyOut, **ERRORS})  # fmt: skip
+def consistency(request, q: Query[ConsistencyQuery]):
+    """The proof that the latest signed checkpoint's tree extends the signed checkpoint of
+    `from` entries (RFC 9162), to check with the standalone verifier."""
+    need(request, "read")
+    require_role(request.user, READERS, "read the audit trail")
+    found = services.consistency(q.from_)
+    services.record_read(request.user.username, "consistency", {"from": q.from_})
     return found

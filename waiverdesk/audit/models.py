@@ -49,6 +49,30 @@ class AuditCheckpoint(models.Model):
         return f"checkpoint at {self.seq}"
 
 
+class WitnessCosignature(models.Model):
+    """A witness's answer to a signed checkpoint: its signature, given once it checked that
+    the checkpoint extends the last one it cosigned, or why it refused. Not in the chain
+    (as checkpoints are not): each is checked by its signature."""
+
+    witness = models.CharField(max_length=60, help_text="Its name in WAIVERDESK_WITNESSES.")
+    checkpoint = models.ForeignKey(
+        AuditCheckpoint, on_delete=models.PROTECT, related_name="cosignatures"
+    )
+    public_key = models.CharField(max_length=64, blank=True, help_text="Ed25519, hex.")
+    signature = models.CharField(max_length=128, blank=True, help_text="Over cosigned().")
+    refused = models.TextField(blank=True, help_text="Why the witness refused, in its words.")
+    at = models.DateTimeField()
+
+    class Meta:
+        db_table = "audit_cosignature"
+        constraints = [
+            models.UniqueConstraint(fields=["witness", "checkpoint"], name="one_answer_per_witness")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.witness} on {self.checkpoint_id}"
+
+
 class RefusalTally(models.Model):
     """Outside the chain: when a refusal was last written to the trail, and how many identical
     ones have come since, so that repeats within a minute are one entry, not a flood."""

@@ -37,7 +37,14 @@ from waiverdesk.core.audit_chain import (
     verify_chain,
 )
 from waiverdesk.core.errors import Invalid, Problem
-from waiverdesk.core.verifier import Frontier, Tree, leaf_hash, signature_ok, statement
+from waiverdesk.core.verifier import (
+    Frontier,
+    Tree,
+    consistency_ranges,
+    leaf_hash,
+    signature_ok,
+    statement,
+)
 
 from .models import AuditCheckpoint, AuditEntry, RefusalTally
 
@@ -240,7 +247,8 @@ def _canonicals(after: int, upto: int, columns: str = "canonical") -> Iterator:
 
 
 def checkpoint_json(c: AuditCheckpoint) -> dict[str, Any]:
-    """A signed checkpoint as the export and proofs carry it."""
+    """A signed checkpoint as the export and proofs carry it, with its witnesses'
+    cosignatures."""
     return {
         "size": c.seq,
         "root": c.root,
@@ -248,6 +256,11 @@ def checkpoint_json(c: AuditCheckpoint) -> dict[str, Any]:
         "at": timestamp(c.at),
         "public_key": c.public_key,
         "signature": c.signature,
+        "cosignatures": [
+            {"witness": s.witness, "public_key": s.public_key, "signature": s.signature}
+            for s in c.cosignatures.all()
+            if s.signature
+        ],
     }
 
 
@@ -263,7 +276,8 @@ def export(out: IO[str]) -> int:
 
 def export_lines() -> Iterator[str]:
     """The lines of the export, read from the database as they are written."""
-    for c in AuditCheckpoint.objects.exclude(signature="").order_by("seq"):
+    signed = AuditCheckpoint.objects.exclude(signature="").prefetch_related("cosignatures")
+    for c in signed.order_by("seq"):
         yield json.dumps({"kind": "checkpoint", **checkpoint_json(c)}) + "\n"
     for seq, digest, text in _canonicals(0, 2**62, "seq, hash, canonical"):
         yield (
@@ -291,6 +305,39 @@ def prove(object_ref: str, object_type: str = "waiver") -> dict[str, Any]:
         "checkpoint": checkpoint_json(latest),
         "entries": [{**e, "proof": [p.hex() for p in tree.proof(e["seq"] - 1)]} for e in wanted],
     }
+
+
+def consistency(old_size: int) -> dict[str, Any]:
+    """The proof that the latest signed checkpoint's tree (taken now if the chain has grown
+    since) extends the signed checkpoint of `old_size` entries: both checkpoints and the
+    subtree heads (RFC 9162 §2.1.4), read in one pass over the entries between them."""
+    checkpoint()
+    signed = AuditCheckpoint.objects.exclude(signature="").prefetch_related("cosignatures")
+    old = signed.filter(seq=old_size).first()
+    if old is None:
+        sizes = [str(s) for s in signed.order_by("-seq").values_list("seq", flat=True)[:5]]
+        latest = f"the latest are of {', '.join(sizes)}" if sizes else "there is none yet"
+        why = f"no signed checkpoint of {old_size} entries; {latest}"
+        raise Invalid([Problem("from", "not_found", why)])
+    new = signed.order_by("-seq").first()
+    return {
+        "old": checkpoint_json(old),
+        "new": checkpoint_json(new),
+        "proof": [h.hex() for h in consistency_proof(old.seq, new.seq)],
+    }
+
+
+def consistency_proof(old: int, new: int) -> list[bytes]:
+    """The subtree heads that prove the tree of `old` entries a prefix of that of `new`."""
+    return [subtree_head(start, end) for start, end in consistency_ranges(old, new)]
+
+
+def subtree_head(start: int, end: int) -> bytes:
+    """The Merkle tree head of entries start+1..end."""
+    tree = Frontier()
+    for text in _canonicals(start, end):
+        tree.append(leaf_hash(text.encode()))
+    return tree.root()
 
 
 def record_read(actor: str, what: str, details: dict[str, Any]) -> None:
@@ -372,7 +419,9 @@ def verify() -> Verification:
     from waiverdesk.waivers.models import Waiver
 
     checkpoints = dict(AuditCheckpoint.objects.values_list("seq", "hash"))
-    signed = {c.seq: c for c in AuditCheckpoint.objects.exclude(signature="")}
+    # Read before the entries stream in: no other query may run while they do (COPY).
+    signed = {c.seq: c for c in AuditCheckpoint.objects.exclude(signature="").prefetch_related(
+        "cosignatures")}  # fmt: skip
     unsigned: list[tuple[int, str]] = []
 
     def rows_into_the_tree() -> Iterator[Row]:

@@ -1,7 +1,8 @@
 """The audit trail in the browser, for auditors and admins: entries filtered by waiver,
 actor, action and date, each with its hash and the entry it chains to; the chain's
-verification on demand; the latest signed checkpoint; the export and one waiver's proof as
-downloads. Every read is itself recorded in the trail."""
+verification on demand; the latest signed checkpoint and its witnesses' answers; the export,
+one waiver's proof and the proof that the trail extends an earlier checkpoint as downloads.
+Every read is itself recorded in the trail."""
 
 from __future__ import annotations
 
@@ -47,6 +48,19 @@ def trail(request: HttpRequest):
                 problems.append(Problem(name, "invalid", message))
             else:
                 moments[name] = datetime.combine(day, time(), zone)
+    if "from" in params:  # the consistency proof from an earlier checkpoint, as a download
+        earlier = params["from"].strip()
+        try:
+            proved = services.consistency(int(earlier) if earlier.isdigit() else -1)
+        except Invalid as refused:
+            message = refused.problems[0].message if earlier.isdigit() else "give a number"
+            problems.append(Problem("from", "invalid", f"Earlier checkpoint: {message}"))
+        else:
+            services.record_read(request.user.username, "consistency", {"from": int(earlier)})
+            response = HttpResponse(json.dumps(proved, indent=1), content_type="application/json")
+            name = f"consistency-{earlier}-{proved['new']['size']}.json"
+            response["Content-Disposition"] = f'attachment; filename="{name}"'
+            return response
     before = params.get("before", "").strip()
     if before and not (before.isdigit() and len(before) < 19):
         problems.append(Problem("before", "invalid", "Page: this page link is out of date"))
@@ -67,13 +81,15 @@ def trail(request: HttpRequest):
     older.pop("verify", None)
     if rows and more:
         older["before"] = str(rows[-1].seq)
+    checkpoint = AuditCheckpoint.objects.exclude(signature="").order_by("-seq").first()
     context = {
         "rows": [(e, _payload(e.payload)) for e in rows],
         "problems": problems,
         "problem_at": {p.field: p.message for p in problems},
         "params": params,
         "older_link": f"?{older.urlencode()}" if rows and more else None,
-        "checkpoint": AuditCheckpoint.objects.exclude(signature="").order_by("-seq").first(),
+        "checkpoint": checkpoint,
+        "answers": checkpoint.cosignatures.order_by("witness") if checkpoint else [],
         "length": AuditEntry.objects.order_by("-seq").values_list("seq", flat=True).first() or 0,
         "verification": verification,
     }

@@ -1,8 +1,8 @@
 """The periodic jobs, in the order a tick runs them: the year's reference numbers, the clock's
 changes, late approval steps,
 reminders, usage,
-governance reviews, the pattern digest and the leadership report, then deliveries and an
-audit checkpoint.
+governance reviews, the pattern digest and the leadership report, then deliveries, an
+audit checkpoint and its witnesses' cosignatures.
 Each is idempotent and safe with several workers at once: changes are conditional updates,
 claimed rows or rows recorded once."""
 
@@ -12,6 +12,7 @@ from datetime import datetime
 
 from waiverdesk.api import idempotency
 from waiverdesk.audit import services as audit
+from waiverdesk.audit import witnesses
 from waiverdesk.governance import patterns, reviews
 from waiverdesk.insight import report
 from waiverdesk.notifications import services as notify
@@ -46,4 +47,5 @@ def tick(now: datetime, dry_run: bool = False) -> list[str]:
             lines.append("messages: " + ", ".join(f"{n} {k}" for k, n in sorted(sent.items())))
         if taken := audit.checkpoint(now):
             lines.append(f"audit checkpoint at {taken.seq}: root {taken.root}")
+        lines += [f"{who}: {what}" for who, what in witnesses.send(now)]
     return lines

@@ -1,9 +1,16 @@
 """RFC 6962 hashing checked against the Certificate Transparency reference vectors, and
-inclusion proofs that verify, while tampered ones do not."""
+inclusion and consistency proofs that verify, while tampered ones do not."""
 
 import pytest
 
-from waiverdesk.core.verifier import Tree, inclusion_proof, leaf_hash, root, verify_inclusion
+from waiverdesk.core.verifier import (
+    Tree,
+    inclusion_proof,
+    leaf_hash,
+    root,
+    verify_consistency,
+    verify_inclusion,
+)
 
 HEX = ["", "00", "10", "2021", "3031", "40414243", "5051525354555657",
        "606162636465666768696a6b6c6d6e6f"]  # fmt: skip
@@ -27,6 +34,17 @@ PROOFS = {  # (leaf index, tree size): the published audit path
              "ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0",
              "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7"],
     (2, 3): ["fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125"],
+}  # fmt: skip
+CONSISTENCY = {  # (old size, new size): the published consistency proof
+    (1, 1): [],
+    (1, 8): ["96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
+             "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+             "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4"],
+    (6, 8): ["0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a",
+             "ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0",
+             "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7"],
+    (2, 5): ["5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+             "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b"],
 }  # fmt: skip
 LEAVES = [leaf_hash(e) for e in ENTRIES]
 
@@ -70,3 +88,41 @@ def test_tampered_proofs_are_rejected():
     assert not verify_inclusion(6, 13, leaves[6], [*proof, proof[0]], head)  # too long
     assert not verify_inclusion(13, 13, leaves[6], proof, head)  # beyond the tree
     assert not verify_inclusion(6, 13, leaves[6], list(reversed(proof)), head)  # swapped
+
+
+@pytest.mark.parametrize(("old", "new"), CONSISTENCY)
+def test_consistency_proofs_match_the_reference_and_verify(old, new):
+    proof = Tree(LEAVES[:new]).consistency(old)
+    assert [p.hex() for p in proof] == CONSISTENCY[(old, new)]
+    heads = bytes.fromhex(ROOTS[old]), bytes.fromhex(ROOTS[new])
+    assert verify_consistency(old, new, *heads, proof)
+
+
+def test_every_pair_of_sizes_up_to_64_proves_consistent_and_a_fork_does_not():
+    leaves = [leaf_hash(i.to_bytes(2, "big")) for i in range(64)]
+    for new in range(1, 65):
+        tree = Tree(leaves[:new])
+        for old in range(1, new + 1):
+            proof = tree.consistency(old)
+            assert verify_consistency(old, new, root(leaves[:old]), tree.root(), proof)
+            # The old tree as a rewritten history would have it: its first entry changed.
+            forked = root([leaf_hash(b"rewritten"), *leaves[1:old]])
+            assert not verify_consistency(old, new, forked, tree.root(), proof), (old, new)
+
+
+def test_tampered_consistency_proofs_are_rejected():
+    leaves = [leaf_hash(bytes([i])) for i in range(13)]
+    old, new = root(leaves[:6]), root(leaves)
+    proof = Tree(leaves).consistency(6)
+    assert verify_consistency(6, 13, old, new, proof)
+    assert not verify_consistency(6, 13, old, new, [bytes([proof[0][0] ^ 1]) + proof[0][1:],
+                                                    *proof[1:]])  # a flipped bit  # fmt: skip
+    assert not verify_consistency(6, 13, old, new, proof[:-1])  # too short
+    assert not verify_consistency(6, 13, old, new, [*proof, proof[0]])  # too long
+    assert not verify_consistency(6, 13, old, new, list(reversed(proof)))  # swapped
+    assert not verify_consistency(5, 13, old, new, proof)  # another old size
+    assert not verify_consistency(6, 13, new, old, proof)  # the heads swapped
+    assert not verify_consistency(13, 6, new, old, proof)  # the sizes swapped
+    assert not verify_consistency(0, 13, old, new, [])  # nothing to extend
+    assert not verify_consistency(13, 13, new, new, proof)  # the same tree needs no proof
+    assert verify_consistency(13, 13, new, new, [])

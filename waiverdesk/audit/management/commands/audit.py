@@ -1,4 +1,5 @@
-"""waiverdesk audit verify | checkpoint | export | prove REF | key | verifier"""
+"""waiverdesk audit verify | checkpoint | export | prove REF | consistency OLD_SIZE | key |
+verifier"""
 
 import getpass
 import json
@@ -23,7 +24,12 @@ class Command(ActionCommand):
         )
         prove = actions.add_parser("prove", help="inclusion proofs of one waiver's entries")
         prove.add_argument("reference")
-        for parser in (export, prove):
+        consistent = actions.add_parser(
+            "consistency",
+            help="prove that the latest signed checkpoint extends the one of OLD_SIZE entries",
+        )
+        consistent.add_argument("old_size", type=int, metavar="OLD_SIZE")
+        for parser in (export, prove, consistent):
             parser.add_argument("--output", "-o", default="-", help="file to write; '-': stdout")
             parser.add_argument("--as", dest="username", help="who reads (recorded in the trail)")
         actions.add_parser("key", help="print the public key that signs checkpoints (hex)")
@@ -60,6 +66,17 @@ class Command(ActionCommand):
         services.record_read(self.reader(username), "proof", {"reference": reference})
         with self.opened(output) as out:
             out.write(json.dumps(proof, indent=1) + "\n")
+
+    def do_consistency(self, old_size: int, output: str, username: str | None, **_) -> None:
+        proof = services.consistency(old_size)
+        services.record_read(self.reader(username), "consistency", {"from": old_size})
+        with self.opened(output) as out:
+            out.write(json.dumps(proof, indent=1) + "\n")
+        if output != "-":
+            self.stderr.write(
+                f"the tree of {proof['new']['size']} entries extends the tree of "
+                f"{old_size}: proof written to {output}"
+            )
 
     def do_key(self, **_) -> None:
         self.stdout.write(services.public_key_hex(services.signing_key()))
