@@ -10,7 +10,8 @@ A witness that checks the proof (and the log's signature) answers 200 with
 one that finds the checkpoint does not extend its last answers with an error status and
 {"error": "why"}. Cosignatures are stored beside the checkpoints and carried by the export
 and consistency proofs; a refusal is stored, logged as an error and said by the worker,
-once for each checkpoint. A witness that cannot be reached is tried again at the next tick.
+once for each checkpoint. A witness that cannot be reached, or answers 5xx, is asked again at
+the next tick.
 """
 
 from __future__ import annotations
@@ -68,11 +69,14 @@ def _ask(name: str, url: str, latest: AuditCheckpoint, now: datetime) -> str:
     except (OSError, ValueError) as exc:
         log.warning("witness %s could not be reached at %s: %s", name, url, exc)
         return ""
+    if status >= 500:  # the witness's own trouble, not an answer: ask again next time
+        log.warning("witness %s answered %s at %s", name, status, url)
+        return ""
     if status == 200 and cosignature_ok(new, answer):
         answer_row = {"public_key": answer["public_key"], "signature": answer["signature"]}
         said = f"cosigned the checkpoint at {latest.seq}"
     else:
-        why = answer.get("error") if isinstance(answer.get("error"), str) else ""
+        why = answer.get("error")[:500] if isinstance(answer.get("error"), str) else ""
         if status == 200:
             why = "its cosignature does not verify"
         answer_row = {"refused": why or f"it answered {status}"}

@@ -245,13 +245,13 @@ def cosignature_ok(checkpoint: dict, cosignature: dict, key: str | None = None) 
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
     public = cosignature.get("public_key", "")
-    if key and key.lower() != public.lower():
+    if key and key.lower() != str(public).lower():
         return False
     try:
         Ed25519PublicKey.from_public_bytes(bytes.fromhex(public)).verify(
             bytes.fromhex(cosignature.get("signature", "")), cosigned(checkpoint)
         )
-    except (InvalidSignature, ValueError):
+    except (InvalidSignature, ValueError, TypeError, AttributeError):
         return False
     return True
 

@@ -393,7 +393,8 @@ def grouped_quantiles(rows, start: str, end: str, **groupings: tuple[str, ...]) 
         )
         found = cursor.fetchall()
     tables: dict[str, dict] = {name: {} for name in groupings}
-    for *values, grouping, n, (p50, p90) in sorted(found, key=lambda r: [str(v) for v in r]):
+    in_order = sorted(found, key=lambda r: [(v is None, "" if v is None else v) for v in r[:-3]])
+    for *values, grouping, n, (p50, p90) in in_order:  # each table in its groups' order
         name = name_of[grouping]
         key = tuple(values[columns.index(c)] for c in groupings[name])
         tables[name][key[0] if len(key) == 1 else key] = {"n": n, "p50": _round(p50),

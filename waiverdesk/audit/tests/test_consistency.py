@@ -106,6 +106,7 @@ class Witness:
         self.public_key = self.key.public_key().public_bytes_raw().hex()
         self.last: dict | None = None
         self.log_key = ""
+        self.trouble: tuple[int, dict] | None = None  # answered instead, when set
         witness = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -127,6 +128,8 @@ class Witness:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def answer(self, sent: dict) -> tuple[int, dict]:
+        if self.trouble:
+            return self.trouble
         new = sent["new"]
         self.log_key = self.log_key or sent["log"]  # trusted on first use
         if not verifier.signature_ok(new, self.log_key):
@@ -247,3 +250,15 @@ def test_a_witness_out_of_reach_is_asked_again_at_the_next_tick(world, witness, 
     assert not WitnessCosignature.objects.exists()
     settings.AUDIT_WITNESSES = {"notary": witness.url}
     assert any(line.startswith("witness notary: cosigned") for line in jobs.tick(NOW))
+
+
+def test_a_witness_in_trouble_is_asked_again_and_a_bad_cosignature_is_a_refusal(world, witness):
+    services.create(request_body(submit=True), world["rita"], now=NOW)
+    witness.trouble = (503, {"error": "down for maintenance"})
+    assert not any("witness" in line for line in jobs.tick(NOW))
+    assert not WitnessCosignature.objects.exists()
+    witness.trouble = (200, {"public_key": 7, "signature": ["not", "hex"]})
+    said = [line for line in jobs.tick(NOW) if "witness" in line]
+    assert said == [f"witness notary: REFUSED the checkpoint at "
+                    f"{WitnessCosignature.objects.get().checkpoint_id}: "
+                    "its cosignature does not verify"]  # fmt: skip
