@@ -51,9 +51,11 @@ def trail(request: HttpRequest):
     if "from" in params:  # the consistency proof from an earlier checkpoint, as a download
         earlier = params["from"].strip()
         try:
-            proved = services.consistency(int(earlier) if earlier.isdigit() else -1)
+            if not (earlier.isdigit() and len(earlier) < 19):
+                raise Invalid([Problem("from", "invalid", "give its size, a number of entries")])
+            proved = services.consistency(int(earlier))
         except Invalid as refused:
-            message = refused.problems[0].message if earlier.isdigit() else "give a number"
+            message = refused.problems[0].message
             problems.append(Problem("from", "invalid", f"Earlier checkpoint: {message}"))
         else:
             services.record_read(request.user.username, "consistency", {"from": int(earlier)})

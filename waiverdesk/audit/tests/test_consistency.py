@@ -216,7 +216,10 @@ def test_the_trail_page_downloads_the_proof_and_shows_the_witnesses_answers(
     assert document["new"]["size"] > new  # the page's reads are in the trail, and signed
     name = f"consistency-{old}-{document['new']['size']}.json"
     assert download["Content-Disposition"] == f'attachment; filename="{name}"'
-    for bad, said in (("2", "no signed checkpoint of 2 entries"), ("two", "give a number")):
+    for bad, said in (
+        ("2", "no signed checkpoint of 2 entries"),
+        ("two", "give its size, a number of entries"),
+    ):
         answer = audrey.get("/audit/", {"from": bad})
         assert answer.status_code == 422
         assert f"Earlier checkpoint: {said}" in answer.content.decode()
