@@ -184,12 +184,7 @@ def checkpoint(now: datetime | None = None) -> AuditCheckpoint | None:
     if last is None or AuditCheckpoint.objects.filter(seq__gte=last[0]).exists():
         return None
     size, head = last
-    base = AuditCheckpoint.objects.exclude(frontier="").order_by("-seq").first()
-    frontier = (
-        Frontier(base.seq, [bytes.fromhex(base.frontier[i : i + 64])
-                            for i in range(0, len(base.frontier), 64)])
-        if base else Frontier()
-    )  # fmt: skip
+    frontier = _frontier(AuditCheckpoint.objects.exclude(frontier="").order_by("-seq").first())
     for text in _canonicals(frontier.size, size):
         frontier.append(leaf_hash(text.encode()))
     moment = to_the_millisecond(now or clock.now())
@@ -328,8 +323,25 @@ def consistency(old_size: int) -> dict[str, Any]:
 
 
 def consistency_proof(old: int, new: int) -> list[bytes]:
-    """The subtree heads that prove the tree of `old` entries a prefix of that of `new`."""
-    return [subtree_head(start, end) for start, end in consistency_ranges(old, new)]
+    """The subtree heads that prove the tree of `old` entries a prefix of that of `new`. Those
+    within the old tree are its checkpoint's stored frontier, so only the entries after it
+    are read."""
+    stored = _frontier(AuditCheckpoint.objects.filter(seq=old).exclude(frontier="").first())
+    # One subtree per bit set in the size, largest first: 6 entries are [0, 4) and [4, 6).
+    sizes = [1 << b for b in reversed(range(stored.size.bit_length())) if stored.size >> b & 1]
+    known, start = {}, 0
+    for size, head in zip(sizes, stored.hashes, strict=True):
+        known[(start, start + size)] = head
+        start += size
+    return [known.get(r) or subtree_head(*r) for r in consistency_ranges(old, new)]
+
+
+def _frontier(c: AuditCheckpoint | None) -> Frontier:
+    """The subtree roots a checkpoint stored, to extend its tree without reading it again."""
+    if c is None:
+        return Frontier()
+    return Frontier(c.seq, [bytes.fromhex(c.frontier[i : i + 64])
+                            for i in range(0, len(c.frontier), 64)])  # fmt: skip
 
 
 def subtree_head(start: int, end: int) -> bytes:
