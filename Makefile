@@ -76,13 +76,15 @@ bench: venv
 	$(BIN)/python bench/governance.py --engine sqlite
 	$(BIN)/python bench/insight.py --engine sqlite --waivers 100000
 	$(BIN)/python bench/lists.py --engine sqlite
+	$(BIN)/python bench/privacy.py --engine sqlite
 	@if $(PG_UP); then DATABASE_URL=$(PG_URL) $(BIN)/python bench/run.py --engine postgresql; \
 	DATABASE_URL=$(PG_URL) $(BIN)/python bench/api.py --engine postgresql --scaling; \
 	DATABASE_URL=$(PG_URL) $(BIN)/python bench/worker.py --engine postgresql; \
 	DATABASE_URL=$(PG_URL) $(BIN)/python bench/usage.py --engine postgresql; \
 	DATABASE_URL=$(PG_URL) $(BIN)/python bench/governance.py --engine postgresql; \
 	DATABASE_URL=$(PG_URL) $(BIN)/python bench/insight.py --engine postgresql; \
-	DATABASE_URL=$(PG_URL) $(BIN)/python bench/lists.py --engine postgresql; fi
+	DATABASE_URL=$(PG_URL) $(BIN)/python bench/lists.py --engine postgresql; \
+	DATABASE_URL=$(PG_URL) $(BIN)/python bench/privacy.py --engine postgresql; fi
 
 # The README's pictures, taken from the real pages with the demo data.
 screenshots: venv chromium $(AXE)

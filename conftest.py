@@ -9,6 +9,7 @@ adam is an admin, and charlie has no role at all.
 import contextlib
 import itertools
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -19,6 +20,7 @@ import pytest
 from django.conf import settings
 from django.db.backends.signals import connection_created
 
+from waiverdesk.core import verifier
 from waiverdesk.directory import services as directory
 from waiverdesk.policies import services as policies
 from waiverdesk.testing import NOW, PEOPLE, serving
@@ -193,3 +195,24 @@ def webhook_receiver(settings):
     receiver = WebhookReceiver()
     yield receiver
     receiver.stop()
+
+
+@pytest.fixture
+def standalone(tmp_path):
+    """The verifier copied out of the project and run in isolated mode: it cannot import
+    waiverdesk, only the standard library and `cryptography`."""
+    copy = tmp_path / "auditor" / "verifier.py"
+    copy.parent.mkdir()
+    shutil.copy(verifier.__file__, copy)
+
+    def run(what: str, path: Path, *extra: str) -> tuple[int, str]:
+        done = subprocess.run(
+            [sys.executable, "-I", str(copy), what, str(path), *extra],
+            capture_output=True,
+            text=True,
+            cwd=copy.parent,
+            timeout=60,
+        )
+        return done.returncode, done.stdout.strip()
+
+    return run

@@ -95,6 +95,12 @@ def main() -> None:
         adam.set_viewport_size({"width": 1280, "height": 820})
         adam.goto("/people/olga/")
         adam.screenshot(path=OUT / "person.png")
+        adam.goto("/manage/privacy/")
+        adam.fill("#h-target", "ACME-001")
+        adam.fill("#h-reason", "Contract dispute 2027-3: keep every record")
+        adam.fill("#h-owner", "audrey")
+        adam.get_by_role("button", name="Place the hold").click()
+        adam.screenshot(path=OUT / "privacy.png", full_page=True)
         browser.close()
     print(f"screenshots written to {OUT}")
 

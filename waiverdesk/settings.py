@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "waiverdesk.billing",
     "waiverdesk.governance",
     "waiverdesk.insight",
+    "waiverdesk.privacy",
     "waiverdesk.worker",
 ]
 
@@ -81,7 +82,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        # secure_delete: what is erased or overwritten is zeroed in the file, not left in
+        # its free space (personal data erased on request).
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+        "PRAGMA secure_delete=ON;",
     }
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # PostgreSQL's JIT compiles a plan once its estimated cost passes a threshold: for the

@@ -285,3 +285,19 @@ def email_text(message) -> str:
     from waiverdesk.notifications.services import written
 
     return written([message])[0].body
+
+
+def as_read(entry) -> tuple[str, dict]:
+    """An audit entry's actor and payload as people read them (names, not pseudonyms; sealed
+    values opened)."""
+    from waiverdesk.audit import subjects
+
+    actor, _ref, payload = subjects.shown([entry])[0]
+    return actor, payload
+
+
+def pseudonym(name: str) -> str:
+    """What the trail calls the person or address `name`: their pseudonym."""
+    from waiverdesk.audit import subjects
+
+    return subjects.names_for(name)[-1]

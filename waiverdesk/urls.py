@@ -19,6 +19,7 @@ from waiverdesk.governance import views as governance
 from waiverdesk.insight import views as insight
 from waiverdesk.notifications import views as notifications
 from waiverdesk.policies import views as policy
+from waiverdesk.privacy import views as privacy
 from waiverdesk.waivers import approval_pages, lists
 from waiverdesk.waivers import views as waivers
 from waiverdesk.webhooks import views as webhooks
@@ -67,6 +68,10 @@ urlpatterns = [
     path("manage/rates/", reference_pages.exchange_rates, name="rates-admin"),
     path("manage/webhooks/", webhooks.webhooks, name="webhooks-admin"),
     path("manage/webhooks/<int:pk>/disable", webhooks.disable, name="webhook-disable"),
+    path("manage/privacy/", privacy.privacy, name="privacy"),
+    path("manage/privacy/erase", privacy.erase, name="privacy-erase"),
+    path("manage/privacy/hold", privacy.hold, name="privacy-hold"),
+    path("manage/privacy/holds/<int:pk>/release", privacy.release, name="privacy-release"),
     path("people/", people_pages.people_list, name="people"),
     path("people/<str:username>/", people_pages.person_page, name="person"),
     path("people/<str:username>/change", people_pages.person_change, name="person-change"),

@@ -105,6 +105,7 @@ def navigation(request: HttpRequest) -> dict:
             "governance": sees_governance(user),
             "billing": bool(roles & {"finance", "auditor", "admin"}),
             "people": "admin" in roles,
+            "privacy": bool(roles & {"admin", "auditor"}),
         },
         "inbox_count": decidable_count(user) if deciding else 0,
     }

@@ -8,9 +8,10 @@ from ninja import Query, Router, Schema
 from pydantic import Field
 
 from waiverdesk.api.api import ERRORS, need
+from waiverdesk.core.audit_chain import payload_json
 from waiverdesk.directory.services import require_role
 
-from . import services
+from . import services, subjects
 from .models import AuditEntry
 
 router = Router(tags=["audit"])
@@ -93,8 +94,12 @@ def entries(request, filters: Query[EntryFilter]):
     require_role(request.user, READERS, "read the audit trail")
     rows = AuditEntry.objects.filter(seq__gt=filters.after).order_by("seq")
     if filters.object_ref:
-        rows = rows.filter(object_ref=filters.object_ref)
-    found = [{**e.__dict__, "at": e.at.isoformat()} for e in rows[: filters.limit]]
+        rows = rows.filter(object_ref__in=subjects.names_for(filters.object_ref))
+    rows = list(rows[: filters.limit])
+    shown = subjects.shown(rows)
+    found = [{**e.__dict__, "at": e.at.isoformat(), "actor": actor, "object_ref": ref,
+              "payload": payload_json(payload)}
+             for e, (actor, ref, payload) in zip(rows, shown, strict=True)]  # fmt: skip
     services.record_read(request.user.username, "entries", filters.dict())
     return found
 

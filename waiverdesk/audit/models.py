@@ -83,3 +83,26 @@ class RefusalTally(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key[:12]}… +{self.repeats}"
+
+
+class Subject(models.Model):
+    """A person (or a contact who is not one) whose personal data the trail holds: named in
+    it by a pseudonym, their free text sealed under their own key. Not in the chain: erasing
+    them destroys the key, and what it sealed can no longer be read, while every hash and
+    signature still holds."""
+
+    pseudonym = models.CharField(max_length=20, unique=True)
+    user = models.OneToOneField(
+        "auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="subject"
+    )
+    email = models.CharField(
+        max_length=254, blank=True, db_index=True, help_text="A contact's address, if no user."
+    )
+    key = models.BinaryField(null=True, help_text="AES-256-GCM; none once erased.")
+    erased_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "audit_subject"
+
+    def __str__(self) -> str:
+        return self.pseudonym

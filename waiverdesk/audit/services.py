@@ -46,6 +46,7 @@ from waiverdesk.core.verifier import (
     statement,
 )
 
+from . import subjects
 from .models import AuditCheckpoint, AuditEntry, RefusalTally
 
 CHAIN_LOCK = 0x77616976  # the advisory lock that serialises appends on PostgreSQL
@@ -83,8 +84,10 @@ def append_many(entries: list[tuple[str, str, str, str, dict[str, Any], datetime
     order, inside the transaction they record (see `append`)."""
     if not connection.in_atomic_block:
         raise RuntimeError("audit entries are appended inside the transaction they record")
+    # People by pseudonym and their free text sealed, as they are named now (a rename or
+    # an erasure later in the transaction changes nothing here); see `subjects`.
     rows = [(actor, action, kind, ref, payload_json(payload), to_the_millisecond(at))
-            for actor, action, kind, ref, payload, at in entries]  # fmt: skip
+            for actor, action, kind, ref, payload, at in subjects.protect(entries)]  # fmt: skip
     deferred = getattr(connection, "audit_deferred", None)
     if deferred is None:
         _chain(rows)
@@ -482,8 +485,14 @@ def entries_newest_first(
 ) -> list[AuditEntry]:
     """Entries about a waiver, by an actor, of an action, from `since` to before `until`,
     numbered below `before` (each when given), newest first: at most `limit`."""
-    conditions = {"object_ref": waiver, "actor": actor, "action": action, "at__gte": since,
-                  "at__lt": until, "seq__lt": before}  # fmt: skip
+    conditions = {
+        "object_ref": waiver,
+        "action": action,
+        "at__gte": since,
+        "at__lt": until,
+        "seq__lt": before,
+        "actor__in": subjects.names_for(actor) if actor else None,
+    }
     found = AuditEntry.objects.filter(
         **{k: v for k, v in conditions.items() if v not in (None, "")}
     )

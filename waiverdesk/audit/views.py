@@ -17,7 +17,7 @@ from waiverdesk.core.errors import Denied, Invalid, Problem
 from waiverdesk.waivers.services import NotFound
 from waiverdesk.web import page, sees_audit_trail
 
-from . import services
+from . import services, subjects
 from .models import AuditCheckpoint, AuditEntry
 
 PAGE_SIZE = 50
@@ -85,7 +85,10 @@ def trail(request: HttpRequest):
         older["before"] = str(rows[-1].seq)
     checkpoint = AuditCheckpoint.objects.exclude(signature="").order_by("-seq").first()
     context = {
-        "rows": [(e, _payload(e.payload)) for e in rows],
+        "rows": [
+            (e, actor, ref, _payload(payload))
+            for e, (actor, ref, payload) in zip(rows, subjects.shown(rows), strict=True)
+        ],
         "problems": problems,
         "problem_at": {p.field: p.message for p in problems},
         "params": params,
@@ -98,12 +101,9 @@ def trail(request: HttpRequest):
     return render(request, "audit/trail.html", context, status=422 if problems else 200)
 
 
-def _payload(text: str) -> str:
+def _payload(payload: dict) -> str:
     """The payload in one line, shortened for the table (the whole is in the export)."""
-    try:
-        shown = json.dumps(json.loads(text), ensure_ascii=False, separators=(", ", ": "))
-    except ValueError:
-        shown = text
+    shown = json.dumps(payload, ensure_ascii=False, separators=(", ", ": "))
     return shown if len(shown) <= 300 else shown[:299] + "…"
 
 

@@ -213,6 +213,15 @@ class Report(_Strict):
     subscribers: list[Name] = []
 
 
+class Retention(_Strict):
+    """How long records are kept once the last request they concern has ended (SPEC P2): the
+    personal data of people no longer active and of customers' contacts, and the free text
+    and files of the requests themselves. Legal holds suspend both."""
+
+    personal_data_days: Days = 730
+    records_days: Days = 3650
+
+
 class PolicyDocument(_Strict):
     name: str
     summary: str = ""
@@ -230,6 +239,7 @@ class PolicyDocument(_Strict):
     reviews: Reviews = Reviews()
     patterns: Patterns = Patterns()
     report: Report = Report()
+    retention: Retention | None = None  # without it, nothing is erased on a schedule
 
     @field_validator("types")
     @classmethod

@@ -93,7 +93,9 @@ def provision(
         if problems := name_problems(check, but=user):  # as a new name is checked
             raise Invalid(problems)
         User.objects.filter(pk=user.pk).update(username=check)
-        audit.append(by, "user.renamed", user, {"from": user.username, "to": check},
+        # The new name is theirs by now (their pseudonym in the trail); the old one is no
+        # one's, so it is sealed under their key.
+        audit.append(by, "user.renamed", user, {"former_name": user.username, "to": check},
                      object_ref=check)  # fmt: skip
         user.username = check
     changed = {"email": email, "first_name": given_name[:150], "last_name": family_name[:150]}

@@ -3,6 +3,7 @@
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -223,12 +224,36 @@ def test_the_demo_happened_before_now_whatever_the_hour(db, monkeypatch):
     assert not AuditEntry.objects.filter(at__gt=early).exists()
 
 
-def test_the_console_script_sets_up_a_fresh_data_directory(tmp_path):
+def test_the_console_script_sets_up_a_fresh_data_directory_and_erases_a_person_from_it(tmp_path):
     script = Path(sys.executable).parent / "waiverdesk"
     env = {**os.environ, "WAIVERDESK_DATA_DIR": str(tmp_path)}
     env.pop("DATABASE_URL", None)  # the embedded default: a SQLite file in the data directory
-    for args in (["migrate", "-v0"], ["demo"], ["audit", "verify"]):
+
+    def run(*args: str) -> str:
         done = subprocess.run([script, *args], env=env, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr
-    assert "audit chain verifies" in done.stdout
+        return done.stdout
+
+    run("migrate", "-v0")
+    run("demo")
     assert (tmp_path / "waiverdesk.sqlite3").exists()
+    # mona's name, as her identity provider would give it; the worker mails everyone (files
+    # under the data directory) and signs a checkpoint.
+    run("shell", "-c", "from django.contrib.auth.models import User; User.objects.filter("
+        "username='mona').update(first_name='Mona', last_name='Quillfeather')")  # fmt: skip
+    run("worker", "--once")
+    hers = [b"mona@example.com", b"Quillfeather", b"Strategic account.",  # her comments:
+            b"Attach the customer's renewal timeline.",
+            b"Buy the seats; this is permanent demand."]  # fmt: skip
+
+    def found() -> set[bytes]:
+        files = [p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()]
+        named = re.compile(rb"(?<![\w.@+-])mona(?![\w@-]|\.\w)")
+        return {t for t in [*hers, b"mona"] for f in files
+                if (named.search(f) if t == b"mona" else t in f)}  # fmt: skip
+
+    assert found() == {*hers, b"mona"}  # the search finds what is there
+    said = run("privacy", "erase", "mona", "--yes")  # on request
+    assert said.startswith("erased mona: the trail and the records now say person-")
+    assert found() == set()
+    assert "audit chain verifies" in run("audit", "verify")

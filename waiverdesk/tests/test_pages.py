@@ -66,6 +66,8 @@ def expected(page: str, who: str) -> int:
         return 200 if who == "adam" else 403
     if page == "governance":
         return 200 if who in ("olga", "audrey", "adam") else 403
+    if page == "privacy":
+        return 200 if who in ("audrey", "adam") else 403
     if page in ("people", "a person", "customers", "a customer", "products", "webhooks", "rates"):
         return 200 if who == "adam" else 403
     return 200
@@ -95,6 +97,7 @@ PAGES = {
     "products": "/manage/products/",
     "webhooks": "/manage/webhooks/",
     "rates": "/manage/rates/",
+    "privacy": "/manage/privacy/",
     "delegations": "/settings/delegations/",
 }
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from typing import Any
 
 from waiverdesk import clock
+from waiverdesk.audit import subjects
 from waiverdesk.audit.models import AuditEntry
 from waiverdesk.core.evaluation import Evaluation
 from waiverdesk.usage import utilization
@@ -168,15 +168,16 @@ def usage_of(waiver: Waiver) -> dict[str, Any] | None:
 
 def timeline(reference: str) -> list[dict[str, Any]]:
     """What happened to a waiver, from its audit entries."""
+    entries = list(AuditEntry.objects.filter(object_type="waiver", object_ref=reference))
     return [
         {
             "seq": e.seq,
             "at": e.at.isoformat(),
-            "actor": e.actor,
+            "actor": actor,
             "action": e.action,
-            **{k: v for k, v in json.loads(e.payload).items() if k in _TIMELINE_KEYS},
+            **{k: v for k, v in payload.items() if k in _TIMELINE_KEYS},
         }
-        for e in AuditEntry.objects.filter(object_type="waiver", object_ref=reference)
+        for e, (actor, _ref, payload) in zip(entries, subjects.shown(entries), strict=True)
     ]
 
 

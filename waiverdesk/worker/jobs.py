@@ -1,7 +1,8 @@
 """The periodic jobs, in the order a tick runs them: the year's reference numbers, the clock's
 changes, late approval steps,
 reminders, usage,
-governance reviews, the pattern digest and the leadership report, then deliveries, an
+governance reviews, the pattern digest and the leadership report, the retention of personal
+data and records, then deliveries, an
 audit checkpoint and its witnesses' cosignatures.
 Each is idempotent and safe with several workers at once: changes are conditional updates,
 claimed rows or rows recorded once."""
@@ -16,6 +17,7 @@ from waiverdesk.audit import witnesses
 from waiverdesk.governance import patterns, reviews
 from waiverdesk.insight import report
 from waiverdesk.notifications import services as notify
+from waiverdesk.privacy import services as privacy
 from waiverdesk.usage import utilization
 from waiverdesk.waivers import pending, services, sunset
 
@@ -33,6 +35,7 @@ JOBS = (
     report.send_scheduled,
     idempotency.forget_expired,
     pending.forget_stale,
+    privacy.apply_retention,
 )
 
 

@@ -17,7 +17,7 @@ from waiverdesk.audit import services as audit
 from waiverdesk.audit import witnesses
 from waiverdesk.audit.models import AuditEntry, WitnessCosignature
 from waiverdesk.core import verifier
-from waiverdesk.testing import NOW, client_for, request_body
+from waiverdesk.testing import NOW, as_read, client_for, request_body
 from waiverdesk.waivers import services
 from waiverdesk.worker import jobs
 
@@ -49,7 +49,7 @@ def test_the_command_proves_the_latest_checkpoint_extends_an_earlier_one(
     assert code == 0, said
     assert f"the tree of {new} entries" in said and f"extends the tree of {old} " in said
     read = AuditEntry.objects.filter(action="audit.read").last()
-    assert (read.actor, json.loads(read.payload)) == ("audrey", {"what": "consistency",
+    assert as_read(read) == ("audrey", {"what": "consistency",
                                                                  "from": old})  # fmt: skip
     other = Ed25519PrivateKey.generate().public_key().public_bytes_raw().hex()
     assert standalone("consistency", path, "--key", other)[0] == 1

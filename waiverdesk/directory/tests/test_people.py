@@ -14,7 +14,7 @@ from waiverdesk.audit.models import AuditEntry
 from waiverdesk.directory import services as directory
 from waiverdesk.directory.models import Customer
 from waiverdesk.notifications.models import Message
-from waiverdesk.testing import NOW, client_for, request_body
+from waiverdesk.testing import NOW, as_read, client_for, pseudonym, request_body
 from waiverdesk.waivers import services
 from waiverdesk.waivers.models import Waiver
 
@@ -35,7 +35,7 @@ def test_roles_are_given_and_taken_away_and_each_change_is_audited(world):
     )
     assert roles("mona") == {"deal_desk"}
     entry = AuditEntry.objects.filter(action="user.roles_changed").latest("seq")
-    assert entry.object_ref == "mona"
+    assert entry.object_ref == pseudonym("mona")
     said = json.loads(entry.payload)
     assert said["added"] == ["deal_desk"] and said["removed"] == ["sales_manager"]
     count = AuditEntry.objects.count()
@@ -66,7 +66,7 @@ def test_a_deactivated_person_is_out_at_the_next_request_and_their_work_is_named
     assert browser.get("/settings/").status_code == 302  # the session is over: back to sign-in
     assert client_for("anonymous").get("/api/v1/waivers", **api).status_code == 401
     entry = AuditEntry.objects.filter(action="user.deactivated").latest("seq")
-    recorded = json.loads(entry.payload)
+    recorded = as_read(entry)[1]
     assert recorded["reason"] == "left the company"
     assert recorded["tokens_revoked"] == 1 and recorded["sessions_ended"] == 1
     email = Message.objects.get(event="user.deactivated")
@@ -79,7 +79,9 @@ def test_a_deactivated_person_is_out_at_the_next_request_and_their_work_is_named
     assert "may sign in again" in run("user", "reactivate", "olga")
     assert client_for("olga").get("/settings/").status_code == 200
     assert client_for("anonymous").get("/api/v1/waivers", **api).status_code == 401  # stays
-    assert AuditEntry.objects.filter(action="user.reactivated", object_ref="olga").exists()
+    assert AuditEntry.objects.filter(
+        action="user.reactivated", object_ref=pseudonym("olga")
+    ).exists()
 
 
 def test_an_admin_changes_roles_and_offboards_a_control_owner_in_the_browser_pages(world):
@@ -93,7 +95,7 @@ def test_an_admin_changes_roles_and_offboards_a_control_owner_in_the_browser_pag
 
     adam.post("/people/mona/change", {"action": "roles", "roles": ["sales_manager", "deal_desk"]})
     assert roles("mona") == {"sales_manager", "deal_desk"}
-    assert AuditEntry.objects.filter(action="user.roles_changed", actor="adam").exists()
+    assert AuditEntry.objects.filter(action="user.roles_changed", actor=pseudonym("adam")).exists()
     answer = adam.post("/people/mona/change", {"action": "roles", "roles": ["wizard"]},
                        follow=True)  # fmt: skip
     assert "no role named wizard" in answer.content.decode()
@@ -126,7 +128,7 @@ def test_an_admin_hands_a_leavers_work_over_each_item_checked_and_audited(world)
     assert "Handed over to otto" in said
     assert Waiver.objects.get(pk=waiver.pk).control_owner.username == "otto"
     entry = AuditEntry.objects.filter(action="work.handed_over").latest("seq")
-    assert entry.actor == "adam" and entry.object_ref == waiver.reference
+    assert as_read(entry)[0] == "adam" and entry.object_ref == waiver.reference
     # mark's customer account goes through the customer's own change (audited there).
     adam.post("/people/mark/change", {"action": "hand_over", "to": "mona"})
     assert Customer.objects.get(external_id="ACME-001").account_owner.username == "mona"
@@ -140,7 +142,7 @@ def test_an_admin_revokes_one_of_a_persons_tokens_from_their_page(world):
     adam.post("/people/olga/change", {"action": "revoke_token", "token": token.pk})
     api = {"HTTP_AUTHORIZATION": f"Bearer {raw}"}
     assert client_for("anonymous").get("/api/v1/waivers", **api).status_code == 401
-    assert AuditEntry.objects.filter(action="token.revoked", actor="adam").exists()
+    assert AuditEntry.objects.filter(action="token.revoked", actor=pseudonym("adam")).exists()
     other, _ = tokens.create_token(world["rita"], "hers")  # not olga's: not found on her page
     wrong = adam.post("/people/olga/change", {"action": "revoke_token", "token": other.pk})
     assert wrong.status_code == 404

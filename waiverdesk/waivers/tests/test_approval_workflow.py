@@ -20,6 +20,7 @@ from waiverdesk.insight import metrics
 from waiverdesk.notifications.models import Message
 from waiverdesk.testing import (
     NOW,
+    as_read,
     big_discount_body,
     client_for,
     email_text,
@@ -71,7 +72,7 @@ def test_a_delegate_decides_in_the_approvers_tier_recorded_as_theirs_for_the_app
     assert (approval.user.username, approval.on_behalf_of.username) == ("sam", "mona")
     assert services.get(ref).status == "approved"
     entry = AuditEntry.objects.filter(object_ref=ref, action="waiver.decided").get()
-    assert json.loads(entry.payload)["on_behalf_of"] == "mona"
+    assert as_read(entry)[1]["on_behalf_of"] == "mona"
     page = client_for("rita").get(f"/requests/{ref}/").content.decode()
     assert "sam for mona approve" in page and "sam</strong> for <strong>mona" in page
     _t, secret = tokens.create_token(world["rita"], "laptop", ["read"])

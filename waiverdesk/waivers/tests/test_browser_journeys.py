@@ -314,3 +314,12 @@ def test_adam_offboards_a_control_owner_and_hands_her_exceptions_to_olga(person,
     expect(adam.get_by_role("heading", name="cora (deactivated)")).to_be_visible()
     adam.goto(f"/requests/{filed['leaving']}/")
     expect(adam.locator("main")).to_contain_text("olga")
+    # She asked to be forgotten: erased from the Privacy page, after ticking the box.
+    adam.get_by_role("link", name="Privacy").click()
+    adam.get_by_label("User name or email address").fill("cora")
+    adam.get_by_label("Why (the request or ground, without their name)").fill("request DP-9")
+    adam.get_by_role("button", name="Erase").click()
+    expect(adam.locator("#confirm-error")).to_have_text("tick the box: erasing cannot be undone")
+    adam.get_by_label("I understand that erasing cannot be undone").check()
+    adam.get_by_role("button", name="Erase").click()
+    expect(adam.locator(".messages")).to_contain_text("Erased: the records now say person-")
