@@ -25,7 +25,6 @@ from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from django.contrib.auth.models import User
 from django.db import connection
 
 from .models import Subject
@@ -36,10 +35,10 @@ EMAIL = re.compile(r"[\w.+'-]+@[\w-]+(\.[\w-]+)+")
 NAME = re.compile(r"[\w.@+'-]{1,254}")  # what a user name or an address may be
 
 
-def _new(user: User | None = None, email: str = "") -> Subject:
-    kind = "person" if user is not None else "contact"
-    return Subject(pseudonym=f"{kind}-{secrets.token_hex(4)}", user=user, email=email.lower(),
-                   key=AESGCM.generate_key(bit_length=256))  # fmt: skip
+def _new(user_id: int | None = None, email: str = "") -> Subject:
+    kind = "person" if user_id is not None else "contact"
+    return Subject(pseudonym=f"{kind}-{secrets.token_hex(4)}", user_id=user_id,
+                   email=email.lower(), key=AESGCM.generate_key(bit_length=256))  # fmt: skip
 
 
 def _strings(value: Any) -> Iterable[str]:
@@ -61,10 +60,10 @@ def of(names: Iterable[str], create: bool = True) -> dict[str, Subject]:
     emails = {n.lower() for n in names if EMAIL.fullmatch(n)}
     if not names:
         return {}
-    users = _people(names, emails | names)
+    users = _people(names, emails | {n for n in names if "@" in n})
     if create and (missing := [pk for pk, (_u, _e, subject) in users.items() if subject is None]):
         Subject.objects.bulk_create(
-            [_new(User(pk=pk)) for pk in missing], ignore_conflicts=True
+            [_new(pk) for pk in missing], ignore_conflicts=True
         )  # the conflict: another transaction made it first
         for subject in Subject.objects.filter(user__in=missing):
             users[subject.user_id] = (*users[subject.user_id][:2], subject)
@@ -92,13 +91,13 @@ def of(names: Iterable[str], create: bool = True) -> dict[str, Subject]:
 def _people(names: set[str], emails: set[str]) -> dict[int, tuple[str, str, Subject | None]]:
     """{user id: (user name, address, subject or None)} of the people with one of `names` or
     `emails`, in one statement (written out: it runs for every change)."""
-    marks = ", ".join(["%s"] * len(names))
-    email_marks = ", ".join(["%s"] * len(emails))
+    where = f"u.username IN ({', '.join(['%s'] * len(names))})"
+    if emails:
+        where += f" OR u.email IN ({', '.join(['%s'] * len(emails))})"
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT u.id, u.username, u.email, s.id, s.pseudonym, s.key "
-            "FROM auth_user u LEFT JOIN audit_subject s ON s.user_id = u.id "
-            f"WHERE u.username IN ({marks}) OR u.email IN ({email_marks})",
+            f"FROM auth_user u LEFT JOIN audit_subject s ON s.user_id = u.id WHERE {where}",
             [*names, *emails],
         )
         rows = cursor.fetchall()

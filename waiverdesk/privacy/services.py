@@ -276,6 +276,7 @@ def _forget(user: User | None, email: str, pseudonym: str, marker: str) -> list[
         User.objects.filter(pk=user.pk).update(
             username=pseudonym, email="", first_name="", last_name="", password="!", is_active=False
         )
+        _reindex(Waiver.objects.filter(requester=user))  # found by their pseudonym now
         Profile.objects.filter(user=user).update(scim_external_id="", scim_attributes={},
                                                  idp_subject="")  # fmt: skip
     else:
@@ -286,6 +287,13 @@ def _forget(user: User | None, email: str, pseudonym: str, marker: str) -> list[
     replacements = [r for r in replacements if r.text]
     scrub(replacements)
     return replacements
+
+
+def _reindex(requests) -> None:
+    """What a search finds `requests` by, written again as filing writes it."""
+    for w in requests.select_related("requester", "customer").prefetch_related("products"):
+        w.index_for_search(w.products.all())
+        Waiver.objects.filter(pk=w.pk).update(search_text=w.search_text)
 
 
 # What people write about a request: (model, column, its author); marked erased when the
@@ -405,8 +413,9 @@ def due(today: date, within_days: int = 90, limit: int | None = None, kept: bool
     found = [Due("person", u.username, last + keep_people, holds.on_person(u), u,
                  open_work_text(u))
              for u, last in _people_last_involved() if last + keep_people <= until]  # fmt: skip
-    found += [Due("contact", c.contact_email, last + keep_people,
-                  holds.on_customer(c.pk), c)
+    found += [Due("contact", c.contact_email, last + keep_people, holds.on_customer(c.pk), c,
+                  "the address is also a person's: erase them as a person"
+                  if _person(c.contact_email) else "")
               for c, last in _contacts_last_ended() if last + keep_people <= until]  # fmt: skip
     ended = Waiver.objects.filter(
         status__in=TERMINAL,
@@ -435,8 +444,8 @@ def _midnight(day: date) -> datetime:
 def _people_last_involved() -> Iterator[tuple[User, date]]:
     """People no longer active and not yet erased, with no request still open, and the day
     their last request ended (or they last signed in, or joined, if later)."""
-    people = {u.pk: u for u in User.objects.filter(is_active=False, subject__erased_at=None)
-              .union(User.objects.filter(is_active=False, subject=None))}  # fmt: skip
+    people = {u.pk: u for u in User.objects.filter(is_active=False)
+              .exclude(subject__erased_at__isnull=False)}  # fmt: skip
     last: dict[int, datetime] = {}
     open_ = set()
     for role in ("requester", "control_owner", "approvals__user"):
@@ -481,8 +490,9 @@ def purge(waiver: Waiver, why: str, now: datetime) -> bool:
         Waiver.objects.filter(pk=locked.pk).update(
             justification={k: marker for k in locked.justification},
             evidence={k: marker for k in locked.evidence},
-            decision_rationale="", ended_reason="", search_text=locked.reference.casefold(),
+            decision_rationale="", ended_reason="",
         )  # fmt: skip
+        _reindex(Waiver.objects.filter(pk=locked.pk))
         Purge.objects.create(waiver=locked, at=now)
         audit.append("system", "waiver.purged", locked,
                      {"why": why, "files": len(files)}, at=now)  # fmt: skip

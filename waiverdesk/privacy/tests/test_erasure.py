@@ -220,3 +220,16 @@ def test_a_person_renamed_by_the_directory_is_erased_under_both_names(world):
     assert as_read(AuditEntry.objects.get(action="user.renamed"))[1]["former_name"].startswith(
         "erased on "
     )
+
+
+def test_an_erased_requesters_requests_are_found_by_their_pseudonym_not_their_name(world):
+    directory.add_user("Rita.Lind", ["requester"])
+    ref = services.create(request_body(submit=True), User.objects.get(username="Rita.Lind"),
+                          now=NOW).reference  # fmt: skip
+    services.withdraw(ref, User.objects.get(username="Rita.Lind"), "not needed", now=NOW)
+    audrey = client_for("audrey")
+    assert ref in audrey.get("/requests/all/", {"q": "rita.lind"}).content.decode()
+    pseudonym = privacy.erase("Rita.Lind", world["adam"], "request")
+    assert ref not in audrey.get("/requests/all/", {"q": "rita.lind"}).content.decode()
+    assert ref in audrey.get("/requests/all/", {"q": pseudonym}).content.decode()
+    assert "rita.lind" not in dump().lower()

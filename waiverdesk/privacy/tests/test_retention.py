@@ -15,6 +15,7 @@ from waiverdesk.audit import services as audit
 from waiverdesk.audit.models import AuditEntry
 from waiverdesk.core.policy import PolicyError, load_policy
 from waiverdesk.directory import people
+from waiverdesk.directory.models import Customer
 from waiverdesk.privacy import services as privacy
 from waiverdesk.testing import NOW, at_once, postgres_only, publish_policy, request_body
 from waiverdesk.waivers import attachments, services
@@ -76,7 +77,19 @@ def test_personal_data_is_erased_when_due_and_records_purged_later(
     assert waiver.status == "withdrawn" and waiver.reference == mona_left  # the figures stay
     assert not Attachment.objects.exists() and not path.exists()
     assert privacy.due((NOW + timedelta(days=60)).date()) == []  # nothing twice
+    assert "globex-002" in waiver.search_text  # still found by its customer
     assert audit.verify().ok
+
+
+def test_a_contacts_address_that_is_also_a_persons_is_not_erased_as_a_contact(mona_left, world):
+    User.objects.filter(username="sam").update(email="buyer@globex.example")
+    Customer.objects.filter(external_id="GLOBEX-002").update(contact_email="buyer@globex.example")
+    later = NOW + timedelta(days=30)
+    contact = next(d for d in privacy.due(later.date()) if d.kind == "contact")
+    assert contact.blocked == "the address is also a person's: erase them as a person"
+    privacy.apply_retention(later)
+    assert User.objects.get(username="sam").is_active  # sam still works here
+    assert Customer.objects.get(external_id="GLOBEX-002").contact_email == "buyer@globex.example"
 
 
 def test_a_legal_hold_keeps_what_is_due_and_its_release_erases_at_the_next_run(mona_left, world):
